@@ -1,0 +1,83 @@
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+# The Lambda runtime we target is Python 3.13. `python3.13` may be a pyenv shim that refuses to run when 3.13 is
+# not the selected version, so try candidates until one really is 3.13.
+PYTHON313 ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13 /usr/local/bin/python3.13 /usr/bin/python3.13; do \
+	"$$p" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 13))' >/dev/null 2>&1 && { echo "$$p"; break; }; done)
+VENV      := .venv
+PY        := $(VENV)/bin/python
+TOOLS     := .venv-tools
+SAM       := $(TOOLS)/bin/sam
+CFNLINT   := $(TOOLS)/bin/cfn-lint
+PIP_FLAGS := --quiet --disable-pip-version-check
+export SAM_CLI_TELEMETRY := 0
+
+FUNCTION ?=
+EVENT    ?=
+STAGE    ?= dev
+
+.PHONY: help deps dev test lint unit integration contract e2e build invoke bench deploy clean
+
+help: ## Show the targets
+	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(VENV)/.installed: requirements-dev.txt layers/common/requirements.txt
+	@test -n "$(PYTHON313)" || { echo "Python 3.13 not found (tried python3.13 and ~/.pyenv/versions/3.13*)"; exit 1; }
+	$(PYTHON313) -m venv $(VENV)
+	$(PY) -m pip install $(PIP_FLAGS) --upgrade pip
+	$(PY) -m pip install $(PIP_FLAGS) -r requirements-dev.txt
+	@touch $@
+
+$(TOOLS)/.installed: requirements-tools.txt
+	@test -n "$(PYTHON313)" || { echo "Python 3.13 not found"; exit 1; }
+	$(PYTHON313) -m venv $(TOOLS)
+	$(TOOLS)/bin/python -m pip install $(PIP_FLAGS) --upgrade pip
+	$(TOOLS)/bin/python -m pip install $(PIP_FLAGS) -r requirements-tools.txt
+	@touch $@
+
+node_modules/.installed: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
+
+deps: $(VENV)/.installed $(TOOLS)/.installed node_modules/.installed ## Install everything (venvs, Prism)
+
+dev: $(VENV)/.installed ## Run the gateway locally: moto, HTTP gateway on $$PORT (3000), provider sandbox
+	$(PY) -m local.dev
+
+test: deps lint ## Install everything, lint, and run every test
+	$(PY) -m pytest -q -n 2 --dist loadgroup
+
+lint: deps ## ruff, mypy, sam validate --lint, cfn-lint
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(SAM) validate --lint --template template.yaml
+	$(CFNLINT) template.yaml
+
+unit: $(VENV)/.installed ## Unit tests only
+	$(PY) -m pytest -q tests/unit
+
+integration: $(VENV)/.installed ## Integration tests (in-process moto)
+	$(PY) -m pytest -q tests/integration
+
+contract: deps ## Contract tests against Prism serving ../shared/specs
+	$(PY) -m pytest -q tests/contract
+
+e2e: $(VENV)/.installed ## End-to-end tests against a local stack they start
+	$(PY) -m pytest -q tests/e2e
+
+build: $(TOOLS)/.installed ## sam build (no Docker)
+	$(SAM) build --template template.yaml
+
+invoke: $(VENV)/.installed ## Run one handler in-process against the running `make dev`: make invoke FUNCTION=channels_api EVENT=events/x.json
+	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=<name> EVENT=<file>"; exit 2; }
+	$(PY) -m local.invoke $(FUNCTION) $(EVENT)
+
+bench: $(VENV)/.installed ## Benchmarks; writes docs/BENCHMARKS.md
+	$(PY) -m bench.run
+
+deploy: build ## sam deploy (uses samconfig.toml; STAGE=dev|prod)
+	$(SAM) deploy --config-env $(STAGE)
+
+clean: ## Remove build output and caches (keeps the venvs)
+	rm -rf .aws-sam .pytest_cache .mypy_cache .ruff_cache .hypothesis .local

@@ -1,0 +1,1 @@
+"""HTTP edge: resolver factory, identity from JWT claims, and the one error mapper."""

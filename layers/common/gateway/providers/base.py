@@ -1,0 +1,51 @@
+"""The provider interface. Services talk to this, never to a provider module directly."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import requests
+
+from gateway.config import Settings, get_settings
+from gateway.credentials import Secrets
+from gateway.domain.channel import Channel
+from gateway.domain.errors import ProviderUnavailable
+
+
+class Provider(Protocol):
+    name: str
+
+    def health_check(self, channel: Channel, secrets: Secrets) -> dict[str, Any]:
+        """Ask the provider about the channel's number with its credentials.
+
+        Returns provider facts (JSON-safe). Raises CredentialsRejected when the provider refuses the
+        credentials, ProviderError for other refusals, ProviderUnavailable when it cannot be reached.
+        """
+        ...
+
+
+class HttpProvider:
+    """Shared plumbing: one requests.Session per adapter, timeouts from settings, transport errors mapped."""
+
+    name = "provider"
+
+    def __init__(self, settings: Settings | None = None, session: requests.Session | None = None) -> None:
+        self.settings = settings or get_settings()
+        self.session = session or requests.Session()
+
+    def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        kwargs.setdefault("timeout", self.settings.provider_timeout_seconds)
+        try:
+            return self.session.request(method, url, **kwargs)
+        except requests.RequestException as error:
+            raise ProviderUnavailable(
+                f"{self.name} could not be reached ({type(error).__name__}).", retryable=True
+            ) from error
+
+    @staticmethod
+    def _json(response: requests.Response) -> dict[str, Any]:
+        try:
+            data = response.json()
+        except ValueError:
+            return {}
+        return data if isinstance(data, dict) else {}

@@ -1,0 +1,1 @@
+"""Use cases. Services take plain inputs and ports (repositories, providers, cipher) and never touch HTTP."""

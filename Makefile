@@ -66,8 +66,8 @@ contract: deps ## Contract tests against Prism serving ../shared/specs
 e2e: $(VENV)/.installed ## End-to-end tests against a local stack they start
 	$(PY) -m pytest -q tests/e2e
 
-build: $(TOOLS)/.installed ## sam build (no Docker)
-	$(SAM) build --template template.yaml
+build: $(TOOLS)/.installed ## sam build (no Docker; arm64 wheels are fetched by pip)
+	PATH="$(dir $(PYTHON313)):$$PATH" $(SAM) build --template template.yaml
 
 invoke: $(VENV)/.installed ## Run one handler in-process against the running `make dev`: make invoke FUNCTION=channels_api EVENT=events/x.json
 	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=<name> EVENT=<file>"; exit 2; }

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import random
 import time
+from typing import Any
 
-from pynamodb.exceptions import TransactWriteError
+from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
+from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from gateway.domain import ids
+from gateway.domain import status as st
 from gateway.domain.channel import Channel
 from gateway.domain.message import Direction, InboundMessage
 from gateway.store.conversations_repo import Page
@@ -126,3 +129,76 @@ class MessageRepository:
                 # items; the retry either wins or sees the claim and reports a duplicate.
                 time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))  # noqa: S311 - jitter, not crypto
         raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ statuses
+    def apply_status(self, tenant_id: str, update: st.StatusUpdate) -> str:
+        """Apply a provider status report forward-only. Returns ``applied``, ``stale`` or ``parked``.
+
+        ``stale``: the message already has this or a later status (duplicates and out-of-order reports land
+        here and change nothing). ``parked``: the message is not known yet (the callback beat the send
+        response); the report is kept on the provider-id claim and merged when the send records its id.
+        """
+        key = ProviderMessageModel.key(tenant_id, update.provider, update.provider_message_id)
+        for _ in range(3):
+            try:
+                claim = ProviderMessageModel.get(*key, consistent_read=True)
+            except DoesNotExist:
+                claim = None
+            if claim is not None and claim.message_pk and claim.message_sk:
+                return self._update_message_status(claim.message_pk, claim.message_sk, update)
+            if self._park(key, tenant_id, update):
+                return "parked"
+            # The send recorded the message id between our read and the park: go round and apply it.
+        return "stale"
+
+    @staticmethod
+    def _forward_only(attr_rank: Any, new_status: str) -> Any:
+        limit = st.RANK[st.DELIVERED] if new_status == st.FAILED else st.RANK[new_status]
+        return attr_rank.does_not_exist() | (attr_rank < limit)
+
+    def _update_message_status(self, message_pk: str, message_sk: str, update: st.StatusUpdate) -> str:
+        message = MessageModel(message_pk, message_sk)
+        actions: list[Action] = [
+            MessageModel.status.set(update.status),
+            MessageModel.status_rank.set(st.RANK[update.status]),
+            MessageModel.status_updated_at.set(update.at),
+        ]
+        if update.error is not None:
+            actions.append(MessageModel.error.set(update.error))
+        if update.details:
+            actions.append(MessageModel.status_details.set(update.details))
+        condition = MessageModel.pk.exists() & self._forward_only(MessageModel.status_rank, update.status)
+        try:
+            message.update(actions=actions, condition=condition)
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return "stale"
+            raise
+        return "applied"
+
+    def _park(self, key: tuple[str, str], tenant_id: str, update: st.StatusUpdate) -> bool:
+        claim = ProviderMessageModel(*key)
+        actions: list[Action] = [
+            ProviderMessageModel.tenant_id.set(tenant_id),
+            ProviderMessageModel.pending_status.set(update.status),
+            ProviderMessageModel.pending_rank.set(st.RANK[update.status]),
+            ProviderMessageModel.pending_at.set(update.at),
+        ]
+        if update.error is not None:
+            actions.append(ProviderMessageModel.pending_error.set(update.error))
+        if update.details:
+            actions.append(ProviderMessageModel.pending_details.set(update.details))
+        condition = ProviderMessageModel.message_pk.does_not_exist() & self._forward_only(
+            ProviderMessageModel.pending_rank, update.status
+        )
+        try:
+            claim.update(actions=actions, condition=condition)
+        except UpdateError as error:
+            if error.cause_response_code != "ConditionalCheckFailedException":
+                raise
+            try:
+                current = ProviderMessageModel.get(*key, consistent_read=True)
+            except DoesNotExist:
+                return False
+            return not current.message_pk  # parked already holds this or a later status
+        return True

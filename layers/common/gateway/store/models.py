@@ -178,6 +178,8 @@ class MessageModel(_Base):
     context = JSONAttribute(null=True)
     content = JSONAttribute(null=True)
     status = UnicodeAttribute()
+    status_rank = NumberAttribute(null=True)
+    status_details = JSONAttribute(null=True)
     error = JSONAttribute(null=True)
     sender = JSONAttribute(default=dict)
     created_at = UnicodeAttribute()
@@ -211,6 +213,7 @@ class ProviderMessageModel(_Base):
     pending_rank = NumberAttribute(null=True)
     pending_error = JSONAttribute(null=True)
     pending_at = UnicodeAttribute(null=True)
+    pending_details = JSONAttribute(null=True)
 
     @staticmethod
     def key(tenant_id: str, provider: str, provider_message_id: str) -> tuple[str, str]:

@@ -18,6 +18,22 @@ class Unauthorized(DomainError):
     code = "unauthorized"
 
 
+class InvalidSignature(Unauthorized):
+    """A webhook whose provider signature is missing or wrong (or whose channel has no usable secret)."""
+
+    code = "invalid_signature"
+
+
+class BadRequest(DomainError):
+    """A request body that cannot be parsed (webhooks: not a form / not JSON / missing required fields)."""
+
+    code = "bad_request"
+
+
+class PayloadTooLarge(BadRequest):
+    code = "payload_too_large"
+
+
 class Forbidden(DomainError):
     code = "forbidden"
 

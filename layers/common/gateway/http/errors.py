@@ -19,6 +19,7 @@ STATUS_BY_ERROR: list[tuple[type[e.DomainError], int]] = [
     (e.NotFound, 404),
     (e.ChannelExists, 409),
     (e.Conflict, 409),
+    (e.PayloadTooLarge, 413),
     (e.ValidationFailed, 422),
     (e.CredentialsRejected, 422),
     (e.ProviderUnavailable, 502),

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Protocol
-
-import requests
+from typing import TYPE_CHECKING, Any, Protocol
 
 from gateway.config import Settings, get_settings
 from gateway.credentials import Secrets
 from gateway.domain.channel import Channel
 from gateway.domain.errors import ProviderUnavailable
+
+if TYPE_CHECKING:  # requests is imported on first use: only the paths that call a provider pay for it
+    import requests
 
 
 class Provider(Protocol):
@@ -30,10 +31,14 @@ class HttpProvider:
     name = "provider"
 
     def __init__(self, settings: Settings | None = None, session: requests.Session | None = None) -> None:
+        import requests
+
         self.settings = settings or get_settings()
         self.session = session or requests.Session()
 
     def _request(self, method: str, url: str, **kwargs: Any) -> requests.Response:
+        import requests
+
         kwargs.setdefault("timeout", self.settings.provider_timeout_seconds)
         try:
             return self.session.request(method, url, **kwargs)

@@ -1,0 +1,97 @@
+"""`make bench`: run every benchmark in one go and write docs/BENCHMARKS.md with the command and machine."""
+
+from __future__ import annotations
+
+import os
+import platform
+import subprocess
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bench import cold_start, layer_size
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "docs" / "BENCHMARKS.md"
+
+
+def machine() -> str:
+    cpu = "unknown CPU"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem = ""
+    try:
+        kb = int(Path("/proc/meminfo").read_text().split()[1])
+        mem = f", {kb / 1024 / 1024:.0f} GiB RAM"
+    except (OSError, ValueError, IndexError):
+        pass
+    system = f"{platform.system()} {platform.release()}"
+    return f"{platform.machine()}, {os.cpu_count()} cores ({cpu}){mem}, {system}, Python {platform.python_version()}"
+
+
+def commit() -> str:
+    try:
+        return subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, cwd=ROOT
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+
+
+def main() -> None:
+    rounds = int(os.environ.get("BENCH_ROUNDS", "15"))
+    sections: list[str] = []
+
+    samples = cold_start.measure(rounds)
+    sections += [
+        "## Cold start (init of a fresh process)",
+        "",
+        f"Each function's `app.py` imported in a fresh `python3.13` process, against a baseline process that imports"
+        f" boto3 and builds a DynamoDB client; {rounds} rounds, interleaved so noise hits all alike; medians."
+        " Target ≤ 1.3× the baseline (DESIGN §9). No Powertools Tracer (docs/decisions.md D4).",
+        "",
+        *cold_start.report(samples),
+        "",
+    ]
+
+    sizes = layer_size.measure()
+    sections += [
+        "## Layer size",
+        "",
+        "Unzipped, installed for arm64 / Python 3.13 exactly as `sam build` does, with and without the packages"
+        " the Lambda runtime already provides (boto3, botocore, s3transfer, jmespath, dateutil, urllib3, six).",
+        "",
+        "| what | MB |",
+        "|---|---:|",
+        f"| whole layer | {sizes['total'] / 1e6:.1f} |",
+        f"| without runtime-provided packages | {sizes['without_runtime_provided'] / 1e6:.1f} |",
+        *[f"| largest: `{k[4:]}` | {v / 1e6:.1f} |" for k, v in sizes.items() if k.startswith("pkg:")],
+        "",
+    ]
+
+    extra = ROOT / "bench" / "results"
+    for part in sorted(extra.glob("*.md")) if extra.exists() else []:
+        sections += [part.read_text().rstrip(), ""]
+
+    header = [
+        "# Benchmarks",
+        "",
+        f"Written by `make bench` (`{Path(sys.executable).name} -m bench.run`, BENCH_ROUNDS={rounds})"
+        f" on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit {commit()}.",
+        "",
+        f"Machine: {machine()}.",
+        "",
+        "Compare the ratios, measured side by side in one run: absolute numbers on a shared 2-core machine are noisy.",
+        "",
+    ]
+    OUT.write_text("\n".join(header + sections))
+    print(OUT.read_text())
+
+
+if __name__ == "__main__":
+    main()

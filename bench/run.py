@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cold_start, layer_size
+from bench import cold_start, layer_size, media
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "BENCHMARKS.md"
@@ -71,6 +71,17 @@ def main() -> None:
         f"| whole layer | {sizes['total'] / 1e6:.1f} |",
         f"| without runtime-provided packages | {sizes['without_runtime_provided'] / 1e6:.1f} |",
         *[f"| largest: `{k[4:]}` | {v / 1e6:.1f} |" for k, v in sizes.items() if k.startswith("pkg:")],
+        "",
+    ]
+
+    transfers = media.measure(int(os.environ.get("BENCH_MEDIA_ROUNDS", "4")))
+    sections += [
+        "## Media streaming (100 MB document, local HTTP source → S3 on moto server)",
+        "",
+        "Each transfer in a fresh child process that reports its own peak RSS growth; rounds alternate between"
+        " ours and the baseline. S3 is moto's server in another process, so its memory is not counted.",
+        "",
+        *media.report(transfers),
         "",
     ]
 

@@ -1,0 +1,141 @@
+"""Media streaming: a 100 MB document from a local HTTP source to S3 (moto server, another process).
+
+Ours (gateway.media.MediaStreamer) against a plain boto3 ``upload_fileobj`` of the same HTTP response, each in a
+fresh child process that reports its own peak RSS growth (ru_maxrss after minus RSS before the transfer) and
+throughput; rounds alternate so both meet the same noise (DESIGN §9: growth ≤ 32 MB, throughput ≥ 0.8×).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SIZE = 100 * 1024 * 1024
+BLOCK = os.urandom(1024 * 1024)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class _Source(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "application/pdf")
+        self.send_header("Content-Length", str(SIZE))
+        self.end_headers()
+        for _ in range(SIZE // len(BLOCK)):
+            self.wfile.write(BLOCK)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+CHILD = r"""
+import json, os, resource, sys, time
+sys.path[:0] = [{layer!r}]
+import boto3, requests
+os.environ.setdefault("AWS_ACCESS_KEY_ID", "bench"); os.environ.setdefault("AWS_SECRET_ACCESS_KEY", "bench")
+s3 = boto3.client("s3", region_name="us-east-1", endpoint_url={moto!r})
+from gateway.media import MediaRequest, MediaStreamer
+def rss_kb():
+    for line in open("/proc/self/status"):
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+mode, url, key = sys.argv[1], sys.argv[2], sys.argv[3]
+before = rss_kb(); start = time.perf_counter()
+if mode == "ours":
+    MediaStreamer(("127.0.0.1",), "bench", s3=s3).stream_to_s3(MediaRequest(url=url), key, kind="document")
+else:
+    with requests.get(url, stream=True, timeout=30) as response:
+        s3.upload_fileobj(response.raw, "bench", key)
+elapsed = time.perf_counter() - start
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+size = s3.head_object(Bucket="bench", Key=key)["ContentLength"]
+print(json.dumps({{"seconds": elapsed, "growth_mb": (peak - before) / 1024, "size": size}}))
+"""
+
+
+def measure(rounds: int = 3) -> dict[str, list[dict[str, float]]]:
+    import threading
+
+    import boto3
+    from moto.server import ThreadedMotoServer
+
+    source = ThreadingHTTPServer(("127.0.0.1", 0), _Source)
+    threading.Thread(target=source.serve_forever, daemon=True).start()
+    moto_port = _free_port()
+    moto = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-p", str(moto_port)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    del ThreadedMotoServer
+    endpoint = f"http://127.0.0.1:{moto_port}"
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", moto_port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        s3 = boto3.client(
+            "s3", region_name="us-east-1", endpoint_url=endpoint, aws_access_key_id="b", aws_secret_access_key="b"
+        )
+        s3.create_bucket(Bucket="bench")
+        url = f"http://127.0.0.1:{source.server_address[1]}/file.pdf"
+        code = CHILD.format(layer=str(ROOT / "layers" / "common"), moto=endpoint)
+        results: dict[str, list[dict[str, float]]] = {"ours": [], "baseline": []}
+        for i in range(rounds):
+            for mode in ("baseline", "ours") if i % 2 else ("ours", "baseline"):
+                out = subprocess.run(
+                    [sys.executable, "-c", code, mode, url, f"{mode}-{i}"],
+                    check=True,
+                    capture_output=True,
+                    text=True,
+                    env={**os.environ, "AWS_ACCESS_KEY_ID": "b", "AWS_SECRET_ACCESS_KEY": "b"},
+                )
+                result = json.loads(out.stdout.strip().splitlines()[-1])
+                assert result["size"] == SIZE, result
+                results[mode].append(result)
+                s3.delete_object(Bucket="bench", Key=f"{mode}-{i}")
+        return results
+    finally:
+        moto.terminate()
+        moto.wait(timeout=10)
+        source.shutdown()
+
+
+def report(results: dict[str, list[dict[str, float]]]) -> list[str]:
+    def mbps(r: dict[str, float]) -> float:
+        return SIZE / 1024 / 1024 / r["seconds"]
+
+    ours = statistics.median(mbps(r) for r in results["ours"])
+    base = statistics.median(mbps(r) for r in results["baseline"])
+    growth = max(r["growth_mb"] for r in results["ours"])
+    base_growth = max(r["growth_mb"] for r in results["baseline"])
+    return [
+        "| transfer of 100 MB | median MB/s | peak RSS growth (max of rounds) |",
+        "|---|---:|---:|",
+        f"| plain boto3 `upload_fileobj(response.raw)` (baseline) | {base:.1f} | {base_growth:.1f} MB |",
+        f"| `MediaStreamer.stream_to_s3` (hash, size limit, allow-list) | {ours:.1f} | {growth:.1f} MB |",
+        "",
+        f"Throughput ratio ours/baseline: **{ours / base:.2f}×** (target ≥ 0.8×); peak RSS growth **{growth:.1f} MB**"
+        " (target ≤ 32 MB).",
+    ]
+
+
+if __name__ == "__main__":
+    print("\n".join(report(measure(int(sys.argv[1]) if len(sys.argv) > 1 else 3))))

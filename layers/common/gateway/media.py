@@ -1,0 +1,242 @@
+"""Streaming media from a provider to S3 in constant memory.
+
+The response body is read in small chunks through a file-like wrapper that hashes, counts and enforces the
+size limit as the bytes pass; boto3's transfer manager uploads it as a multipart upload with bounded
+concurrency, so memory stays at about ``chunk size × (concurrency + 1)`` whatever the file size.
+
+Redirects are followed by hand so that every hop's host is checked against the allow-list and credentials go
+only to the host they were issued for (Twilio's API host answers with a redirect to a CDN that must not see
+the account's auth token).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import io
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
+
+from gateway.aws import client as aws_client
+
+if TYPE_CHECKING:
+    import requests
+
+MB = 1024 * 1024
+# WhatsApp's limits per type (PROTOCOLS §10); anything else is treated as a document.
+SIZE_LIMITS = {
+    "image": 5 * MB,
+    "audio": 16 * MB,
+    "video": 16 * MB,
+    "sticker": 500 * 1024,
+    "document": 100 * MB,
+}
+PART_SIZE = 5 * MB  # S3's minimum part size: the least memory per part in flight
+MAX_CONCURRENCY = 2
+MAX_REDIRECTS = 5
+READ_CHUNK = 256 * 1024
+
+
+class MediaError(Exception):
+    """A media item that cannot be stored. ``retryable`` faults (network, 5xx, S3) go back to the stream."""
+
+    def __init__(self, reason: str, *, retryable: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class MediaRequest:
+    """Where to download one media item from and with which credentials."""
+
+    url: str
+    headers: dict[str, str] = field(default_factory=dict)
+    auth: tuple[str, str] | None = None
+    expected_sha256: str | None = None
+    content_type: str | None = None
+
+    def __repr__(self) -> str:  # never print credentials
+        return f"MediaRequest(url={urlsplit(self.url).netloc!r}, has_auth={bool(self.auth or self.headers)})"
+
+
+@dataclass(frozen=True)
+class StoredMedia:
+    key: str
+    size: int
+    sha256: str
+    content_type: str
+
+
+def sha256_matches(expected: str, digest: bytes) -> bool:
+    """Meta gives the hash as hex (Media API) or base64 (webhook payloads): accept either spelling."""
+    expected = expected.strip()
+    return hmac.compare_digest(expected.lower(), digest.hex()) or hmac.compare_digest(
+        expected, base64.b64encode(digest).decode()
+    )
+
+
+def size_limit(kind: str) -> int:
+    return SIZE_LIMITS.get(kind, SIZE_LIMITS["document"])
+
+
+def host_allowed(url: str, allowed_hosts: tuple[str, ...]) -> bool:
+    parts = urlsplit(url)
+    host = (parts.hostname or "").lower()
+    if parts.scheme not in {"https", "http"} or not host:
+        return False
+    return any(host == h or host.endswith("." + h) for h in allowed_hosts)
+
+
+class _CountingReader(io.RawIOBase):
+    """File-like view of a streamed response that hashes, counts and stops at the size limit."""
+
+    def __init__(self, response: requests.Response, limit: int) -> None:
+        self._chunks = response.iter_content(chunk_size=READ_CHUNK)
+        self._buffer = bytearray()
+        self._limit = limit
+        self.size = 0
+        self.digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        buffer = self._buffer
+        while size < 0 or len(buffer) < size:
+            try:
+                chunk = next(self._chunks)
+            except StopIteration:
+                break
+            self.size += len(chunk)
+            if self.size > self._limit:
+                raise MediaError(f"larger than the {self._limit // 1024} KB allowed for this media type")
+            self.digest.update(chunk)
+            buffer += chunk  # bytearray: amortised in place, no quadratic copying
+        if size < 0 or len(buffer) <= size:
+            self._buffer = bytearray()
+            return bytes(buffer)
+        data = bytes(memoryview(buffer)[:size])
+        del buffer[:size]
+        return data
+
+    def readinto(self, target: Any) -> int:
+        data = self.read(len(target))
+        target[: len(data)] = data
+        return len(data)
+
+
+class MediaStreamer:
+    def __init__(
+        self,
+        allowed_hosts: tuple[str, ...],
+        bucket: str,
+        *,
+        s3: Any = None,
+        session: requests.Session | None = None,
+        timeout: float = 10.0,
+    ) -> None:
+        self.allowed_hosts = allowed_hosts
+        self.bucket = bucket
+        self._s3 = s3
+        self._session = session
+        self.timeout = timeout
+
+    @property
+    def s3(self) -> Any:
+        if self._s3 is None:
+            self._s3 = aws_client("s3")
+        return self._s3
+
+    @property
+    def session(self) -> requests.Session:
+        if self._session is None:
+            import requests
+
+            self._session = requests.Session()
+        return self._session
+
+    def open(self, request: MediaRequest) -> requests.Response:
+        """GET with redirects followed by hand: allow-list on every hop, credentials only to the first host."""
+        import requests
+
+        url, origin = request.url, urlsplit(request.url).netloc.lower()
+        for _ in range(MAX_REDIRECTS + 1):
+            if not host_allowed(url, self.allowed_hosts):
+                raise MediaError(f"host {urlsplit(url).hostname!r} is not on the media allow-list")
+            same_origin = urlsplit(url).netloc.lower() == origin
+            try:
+                response = self.session.get(
+                    url,
+                    headers=request.headers if same_origin else {},
+                    auth=request.auth if same_origin else None,
+                    stream=True,
+                    allow_redirects=False,
+                    timeout=self.timeout,
+                )
+            except requests.RequestException as error:
+                raise MediaError(f"download failed: {type(error).__name__}", retryable=True) from error
+            if response.is_redirect or response.status_code in (301, 302, 303, 307, 308):
+                location = response.headers.get("Location")
+                response.close()
+                if not location:
+                    raise MediaError("redirect without a Location header")
+                url = urljoin(url, location)
+                continue
+            if response.status_code >= 500 or response.status_code == 429:
+                response.close()
+                raise MediaError(f"provider answered {response.status_code}", retryable=True)
+            if response.status_code != 200:
+                response.close()
+                raise MediaError(f"provider answered {response.status_code}")
+            return response
+        raise MediaError(f"more than {MAX_REDIRECTS} redirects")
+
+    def stream_to_s3(self, request: MediaRequest, key: str, *, kind: str) -> StoredMedia:
+        """Download and upload in one pass. Verifies sha256 when the provider gave one (Meta)."""
+        from boto3.s3.transfer import TransferConfig
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        response = self.open(request)
+        content_type = (
+            (request.content_type or response.headers.get("Content-Type") or "application/octet-stream")
+            .split(";")[0]
+            .strip()
+        )
+        reader = _CountingReader(response, size_limit(kind))
+        config = TransferConfig(
+            multipart_threshold=PART_SIZE,
+            multipart_chunksize=PART_SIZE,
+            max_concurrency=MAX_CONCURRENCY,
+            io_chunksize=READ_CHUNK,
+        )
+        # A non-seekable stream is read ahead into memory part by part; s3transfer's default allows 10 parts
+        # in memory (50 MB at 5 MB parts). One read-ahead part beside the two in upload keeps peak RSS growth
+        # under ~30 MB at about the throughput of an unbounded upload (docs/BENCHMARKS.md).
+        config.max_in_memory_upload_chunks = 1
+        try:
+            self.s3.upload_fileobj(
+                reader,
+                self.bucket,
+                key,
+                ExtraArgs={"ContentType": content_type, "ServerSideEncryption": "AES256"},
+                Config=config,
+            )
+        except MediaError:
+            raise
+        except (BotoCoreError, ClientError) as error:
+            raise MediaError(f"S3 upload failed: {type(error).__name__}", retryable=True) from error
+        except Exception as error:  # the reader's MediaError arrives wrapped by the transfer manager
+            cause = error.__cause__ or error.__context__
+            if isinstance(cause, MediaError):
+                raise cause from error
+            raise
+        finally:
+            response.close()
+        sha256 = reader.digest.hexdigest()
+        if request.expected_sha256 and not sha256_matches(request.expected_sha256, reader.digest.digest()):
+            self.s3.delete_object(Bucket=self.bucket, Key=key)
+            raise MediaError("sha256 of the downloaded bytes does not match the provider's")
+        return StoredMedia(key=key, size=reader.size, sha256=sha256, content_type=content_type)

@@ -1,0 +1,136 @@
+"""Media streaming against a real local HTTP source and S3 in moto.
+
+The source behaves like Twilio: the API host demands Basic auth and redirects to a CDN host (another netloc)
+that rejects any Authorization header, so forwarding credentials across the redirect fails the test.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from gateway.media import MediaError, MediaRequest, MediaStreamer
+
+PAYLOAD = os.urandom(3 * 1024 * 1024 + 123)
+BASIC = "Basic " + base64.b64encode(b"ACsid:auth-token-value").decode()
+
+
+class _Source(BaseHTTPRequestHandler):
+    cdn_port = 0
+
+    def do_GET(self) -> None:
+        if self.path.startswith("/api/"):
+            if self.headers.get("Authorization") != BASIC:
+                return self._send(401, b"auth required")
+            self.send_response(307)
+            self.send_header("Location", f"http://localhost:{self.server.server_address[1]}/cdn/{self.path[5:]}")
+            self.end_headers()
+            return None
+        if self.path.startswith("/cdn/"):
+            if self.headers.get("Authorization"):
+                return self._send(400, b"credentials must not reach the CDN")
+            return self._send(200, PAYLOAD, "image/jpeg")
+        if self.path == "/loop":
+            self.send_response(302)
+            self.send_header("Location", "/loop")
+            self.end_headers()
+            return None
+        return self._send(404, b"")
+
+    def _send(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def source() -> Iterator[int]:
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Source)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    yield httpd.server_address[1]
+    httpd.shutdown()
+
+
+@pytest.fixture
+def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        client = boto3.client("s3", region_name="us-east-1")
+        client.create_bucket(Bucket="media")
+        yield client
+
+
+def _streamer(s3: object) -> MediaStreamer:
+    return MediaStreamer(("127.0.0.1", "localhost"), "media", s3=s3)
+
+
+def test_basic_auth_then_redirect_without_credentials(source: int, s3: object) -> None:
+    request = MediaRequest(url=f"http://127.0.0.1:{source}/api/ME1", auth=("ACsid", "auth-token-value"))
+    stored = _streamer(s3).stream_to_s3(request, "acme/cv/msg/0", kind="image")
+    body = s3.get_object(Bucket="media", Key="acme/cv/msg/0")  # type: ignore[attr-defined]
+    assert body["Body"].read() == PAYLOAD
+    assert body["ContentType"] == "image/jpeg"
+    assert stored.size == len(PAYLOAD)
+    assert stored.sha256 == hashlib.sha256(PAYLOAD).hexdigest()
+
+
+@pytest.mark.parametrize(
+    "expected",
+    [hashlib.sha256(PAYLOAD).hexdigest(), base64.b64encode(hashlib.sha256(PAYLOAD).digest()).decode()],
+)
+def test_provider_sha256_in_hex_or_base64_is_checked(source: int, s3: object, expected: str) -> None:
+    request = MediaRequest(url=f"http://127.0.0.1:{source}/cdn/x", expected_sha256=expected)
+    assert _streamer(s3).stream_to_s3(request, "k", kind="document").size == len(PAYLOAD)
+
+
+def test_sha256_mismatch_fails_and_leaves_no_object(source: int, s3: object) -> None:
+    request = MediaRequest(url=f"http://127.0.0.1:{source}/cdn/x", expected_sha256="0" * 64)
+    with pytest.raises(MediaError, match="sha256"):
+        _streamer(s3).stream_to_s3(request, "bad", kind="document")
+    assert "Contents" not in s3.list_objects_v2(Bucket="media")  # type: ignore[attr-defined]
+
+
+def test_size_limit_enforced_while_streaming(source: int, s3: object) -> None:
+    request = MediaRequest(url=f"http://127.0.0.1:{source}/cdn/x")
+    with pytest.raises(MediaError, match="larger than"):
+        _streamer(s3).stream_to_s3(request, "big", kind="sticker")
+    assert "Contents" not in s3.list_objects_v2(Bucket="media")  # type: ignore[attr-defined]
+
+
+def test_host_off_the_allow_list_is_never_fetched(source: int, s3: object) -> None:
+    streamer = MediaStreamer(("api.twilio.com",), "media", s3=s3)
+    with pytest.raises(MediaError, match="allow-list") as caught:
+        streamer.stream_to_s3(MediaRequest(url=f"http://127.0.0.1:{source}/cdn/x"), "k", kind="image")
+    assert not caught.value.retryable
+
+
+def test_redirect_hop_off_the_allow_list_is_refused(source: int, s3: object) -> None:
+    streamer = MediaStreamer(("127.0.0.1",), "media", s3=s3)  # the CDN hop goes to "localhost"
+    request = MediaRequest(url=f"http://127.0.0.1:{source}/api/ME1", auth=("ACsid", "auth-token-value"))
+    with pytest.raises(MediaError, match="allow-list"):
+        streamer.stream_to_s3(request, "k", kind="image")
+
+
+def test_redirect_loops_are_cut(source: int, s3: object) -> None:
+    with pytest.raises(MediaError, match="redirects"):
+        _streamer(s3).stream_to_s3(MediaRequest(url=f"http://127.0.0.1:{source}/loop"), "k", kind="image")
+
+
+def test_credentials_never_print() -> None:
+    request = MediaRequest(url="https://api.twilio.com/x", auth=("ACsid", "auth-token-value"))
+    assert "auth-token-value" not in repr(request)

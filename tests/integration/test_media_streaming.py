@@ -92,6 +92,7 @@ def test_basic_auth_then_redirect_without_credentials(source: int, s3: object) -
 @pytest.mark.parametrize(
     "expected",
     [hashlib.sha256(PAYLOAD).hexdigest(), base64.b64encode(hashlib.sha256(PAYLOAD).digest()).decode()],
+    ids=["hex", "base64"],
 )
 def test_provider_sha256_in_hex_or_base64_is_checked(source: int, s3: object, expected: str) -> None:
     request = MediaRequest(url=f"http://127.0.0.1:{source}/cdn/x", expected_sha256=expected)

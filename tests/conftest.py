@@ -1,0 +1,19 @@
+"""Fixtures shared by every test suite."""
+
+from __future__ import annotations
+
+import pytest
+
+from local.runtime import LambdaContext, fake_context
+from local.testing import fake_aws_env
+
+
+@pytest.fixture(autouse=True)
+def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test can reach a real AWS account: fake credentials, fixed region, no endpoint or profile."""
+    fake_aws_env(monkeypatch)
+
+
+@pytest.fixture
+def lambda_context() -> LambdaContext:
+    return fake_context("test-function", memory_mb=512, timeout_seconds=10)

@@ -31,7 +31,9 @@ SECRETS = ("twilio-auth-token-0001", "EAAG-meta-access-token-0001", "meta-app-se
 @pytest.fixture
 def call(invoke: Any, api_event: Any, claims: Any) -> Any:
     def _call(method: str, path: str, body: Any = None, **claim_args: Any) -> tuple[int, Any]:
-        event = api_event(method, path, json=body, claims=claims(**claim_args) if claim_args != {"none": True} else None)
+        event = api_event(
+            method, path, json=body, claims=claims(**claim_args) if claim_args != {"none": True} else None
+        )
         response = invoke("ChannelsApiFunction", event)
         text = response.get("body") or ""
         return response["statusCode"], json.loads(text) if text else None
@@ -122,7 +124,9 @@ def test_the_same_number_is_unique_across_tenants(call: Any, aws: Any) -> None:
 
 def test_concurrent_connects_of_one_number_give_one_channel(call: Any, aws: Any) -> None:
     with ThreadPoolExecutor(max_workers=6) as pool:
-        statuses = list(pool.map(lambda t: call("POST", "/v1/channels", TWILIO, tenant_id=t)[0], [f"t{i}" for i in range(6)]))
+        statuses = list(
+            pool.map(lambda t: call("POST", "/v1/channels", TWILIO, tenant_id=t)[0], [f"t{i}" for i in range(6)])
+        )
     assert sorted(statuses) == [201] + [409] * 5
 
 
@@ -141,7 +145,9 @@ def test_patch_rotates_credentials_and_sets_auto_reply(call: Any, aws: Any) -> N
     _, channel = call("POST", "/v1/channels", TWILIO)
     auto_reply = {"mode": "on", "rules": [{"keywords": ["price"], "reply": "From $10"}], "fallback": None}
     status, body = call(
-        "PATCH", f"/v1/channels/{channel['id']}", {"name": "Sales", "auth_token": "rotated-token-9999", "auto_reply": auto_reply}
+        "PATCH",
+        f"/v1/channels/{channel['id']}",
+        {"name": "Sales", "auth_token": "rotated-token-9999", "auto_reply": auto_reply},
     )
     assert status == 200, body
     assert body["name"] == "Sales" and body["credentials"] == {"auth_token": "••••9999"}
@@ -174,7 +180,9 @@ def test_identity_rules(call: Any, aws: Any) -> None:
 
 
 def test_malformed_json_is_a_clear_400(invoke: Any, api_event: Any, claims: Any, aws: Any) -> None:
-    event = api_event("POST", "/v1/channels", body=b"{not json", headers={"content-type": "application/json"}, claims=claims())
+    event = api_event(
+        "POST", "/v1/channels", body=b"{not json", headers={"content-type": "application/json"}, claims=claims()
+    )
     response = invoke("ChannelsApiFunction", event)
     assert response["statusCode"] == 400
     assert json.loads(response["body"])["error"]["code"] == "invalid_json"

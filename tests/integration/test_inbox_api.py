@@ -6,7 +6,6 @@ import json
 from typing import Any
 
 import pytest
-
 from gateway.bootstrap import ready
 from gateway.domain.channel import Channel, ChannelStatus, Provider
 from gateway.domain.message import InboundMessage, MediaRef
@@ -30,7 +29,12 @@ def _channel(tenant: str, channel_id: str = "ch_1") -> Channel:
 
 def _inbound(i: int, phone: str, **extra: Any) -> InboundMessage:
     return InboundMessage(
-        provider="twilio", provider_message_id=f"SM{i:032d}", contact_phone=phone, type="text", text=f"hello {i}", **extra
+        provider="twilio",
+        provider_message_id=f"SM{i:032d}",
+        contact_phone=phone,
+        type="text",
+        text=f"hello {i}",
+        **extra,
     )
 
 
@@ -42,7 +46,9 @@ def store(aws: Any) -> MessageRepository:
 
 @pytest.fixture
 def call(invoke: Any, api_event: Any, claims: Any) -> Any:
-    def _call(method: str, path: str, body: Any = None, query: dict | None = None, tenant: str = "acme") -> tuple[int, Any]:
+    def _call(
+        method: str, path: str, body: Any = None, query: dict | None = None, tenant: str = "acme"
+    ) -> tuple[int, Any]:
         event = api_event(method, path, json=body, query=query, claims=claims(tenant_id=tenant, admin=False))
         response = invoke("InboxApiFunction", event)
         return response["statusCode"], json.loads(response["body"]) if response.get("body") else None
@@ -54,7 +60,9 @@ def test_conversations_newest_activity_first_with_cursor_pagination(store: Messa
     channel = _channel("acme")
     phones = [f"+1415555{i:04d}" for i in range(5)]
     for i, phone in enumerate(phones):
-        store.record_inbound(channel, _inbound(i, phone, contact_name=f"Contact {i}"), now=f"2026-01-01T00:00:0{i}.000Z")
+        store.record_inbound(
+            channel, _inbound(i, phone, contact_name=f"Contact {i}"), now=f"2026-01-01T00:00:0{i}.000Z"
+        )
     seen, cursor = [], None
     while True:
         status, page = call("GET", "/v1/conversations", query={"limit": "2", **({"cursor": cursor} if cursor else {})})
@@ -68,8 +76,18 @@ def test_conversations_newest_activity_first_with_cursor_pagination(store: Messa
     first = page["items"][0]
     assert first["contact"] == {"phone": phones[-1], "name": "Contact 4"}
     assert first["unread_count"] == 1 and first["location_id"] == "store-7" and first["provider"] == "twilio"
-    assert set(first) >= {"id", "channel_id", "provider", "contact", "last_message_at", "last_inbound_at",
-                          "unread_count", "bot_mode", "operator_lock_until", "location_id"}
+    assert set(first) >= {
+        "id",
+        "channel_id",
+        "provider",
+        "contact",
+        "last_message_at",
+        "last_inbound_at",
+        "unread_count",
+        "bot_mode",
+        "operator_lock_until",
+        "location_id",
+    }
 
 
 def test_messages_newest_first_with_pagination_and_media(store: MessageRepository, call: Any) -> None:

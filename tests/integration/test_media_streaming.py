@@ -15,9 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import boto3
 import pytest
-from moto import mock_aws
-
 from gateway.media import MediaError, MediaRequest, MediaStreamer
+from moto import mock_aws
 
 PAYLOAD = os.urandom(3 * 1024 * 1024 + 123)
 BASIC = "Basic " + base64.b64encode(b"ACsid:auth-token-value").decode()

@@ -16,8 +16,9 @@ export SAM_CLI_TELEMETRY := 0
 FUNCTION ?=
 EVENT    ?=
 STAGE    ?= dev
+ARGS     ?=
 
-.PHONY: help deps dev test lint unit integration contract e2e build invoke bench deploy clean
+.PHONY: help deps dev test lint unit integration contract e2e build invoke replay bench deploy clean
 
 help: ## Show the targets
 	@grep -hE '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -72,6 +73,9 @@ build: $(TOOLS)/.installed ## sam build (no Docker; arm64 wheels are fetched by 
 invoke: $(VENV)/.installed ## Run one handler in-process against the running `make dev`: make invoke FUNCTION=channels_api EVENT=events/x.json
 	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=<name> EVENT=<file>"; exit 2; }
 	$(PY) -m local.invoke $(FUNCTION) $(EVENT)
+
+replay: $(VENV)/.installed ## Re-drive dead-lettered stream batches (make dev; or ARGS="--aws --stack <name>")
+	$(PY) -m local.replay $(ARGS)
 
 bench: $(VENV)/.installed ## Benchmarks; writes docs/BENCHMARKS.md
 	$(PY) -m bench.run

@@ -99,3 +99,37 @@ class CredentialsRejected(ProviderError):
 
 class ProviderUnavailable(ProviderError):
     code = "provider_unavailable"
+
+
+# ------------------------------------------------------------------------------------------------ sending
+class OutsideServiceWindow(ValidationFailed):
+    """A free-form message more than 24 h after the contact last wrote (templates are allowed)."""
+
+    code = "outside_customer_service_window"
+
+
+class IdempotencyConflict(Conflict):
+    """The Idempotency-Key was used before with another request body."""
+
+    code = "idempotency_conflict"
+
+
+class IdempotencyInProgress(Conflict):
+    """The first request with this Idempotency-Key is still running; the client should retry shortly."""
+
+    code = "idempotency_in_progress"
+
+
+class ChannelDisabled(Conflict):
+    code = "channel_disabled"
+
+
+class ProviderRejected(ProviderError):
+    """The provider refused the message for good (HTTP 422 ``provider_rejected``, normalized error attached)."""
+
+    code = "provider_rejected"
+
+
+class SendOutcomeUnknown(ProviderUnavailable):
+    """The request reached the provider but no answer came back (read timeout, dropped connection, a gateway
+    5xx without a provider error): it may have been accepted, so it is never resent automatically."""

@@ -22,6 +22,7 @@ STATUS_BY_ERROR: list[tuple[type[e.DomainError], int]] = [
     (e.PayloadTooLarge, 413),
     (e.ValidationFailed, 422),
     (e.CredentialsRejected, 422),
+    (e.ProviderRejected, 422),
     (e.ProviderUnavailable, 502),
     (e.ProviderError, 502),
 ]

@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any
 
 from gateway.credentials import Secrets
 from gateway.domain.channel import Channel
-from gateway.domain.errors import CredentialsRejected, ProviderError, ProviderUnavailable
+from gateway.domain.errors import CredentialsRejected, ProviderError, ProviderUnavailable, ValidationFailed
+from gateway.domain.outbound import MEDIA_TYPES, Outbound, ProviderSendResult
+from gateway.domain.phone import to_twilio_address
+from gateway.media import MediaError, MediaRequest
 from gateway.providers.base import HttpProvider
+from gateway.providers.send_errors import twilio_error
 
 API_VERSION = "2010-04-01"
 AUTH_ERROR_CODES = {20003, 20005, 20008}
@@ -63,3 +69,74 @@ class TwilioProvider(HttpProvider):
             # WhatsApp senders registered through the Senders API are not always incoming numbers.
             "note": None if found else "number not among the account's incoming numbers (fine for WhatsApp senders)",
         }
+
+    # ------------------------------------------------------------------ sending (PROTOCOLS §6)
+    outbound_types = frozenset({"text", "image", "document", "audio", "video", "template"})
+
+    def check_outbound(self, outbound: Outbound) -> None:
+        if outbound.type not in self.outbound_types:
+            raise ValidationFailed(f"type: '{outbound.type}' cannot be sent through Twilio", field="type")
+        if outbound.type == "template" and (outbound.template is None or not outbound.template.is_twilio):
+            raise ValidationFailed(
+                "template: Twilio channels send templates as {content_sid: 'HX…', variables: {…}}", field="template"
+            )
+
+    def send(
+        self,
+        channel: Channel,
+        secrets: Secrets,
+        to_phone: str,
+        outbound: Outbound,
+        *,
+        status_callback_url: str | None = None,
+    ) -> ProviderSendResult:
+        """``POST /2010-04-01/Accounts/{sid}/Messages.json`` (form, Basic auth). 201 → the message's ``SM…`` sid."""
+        self.check_outbound(outbound)
+        account_sid = channel.account_sid or ""
+        form: list[tuple[str, str]] = [("To", to_twilio_address(to_phone))]
+        if channel.messaging_service_sid:
+            form.append(("MessagingServiceSid", channel.messaging_service_sid))
+        else:
+            form.append(("From", to_twilio_address(channel.phone_number)))
+        if outbound.type == "text":
+            form.append(("Body", outbound.text or ""))
+        elif outbound.type in MEDIA_TYPES:
+            form.append(("MediaUrl", outbound.media_url or ""))
+            if outbound.caption:
+                form.append(("Body", outbound.caption))
+        elif outbound.template is not None:
+            form.append(("ContentSid", outbound.template.content_sid or ""))
+            if outbound.template.variables:
+                form.append(("ContentVariables", json.dumps(outbound.template.variables, separators=(",", ":"))))
+        if status_callback_url:
+            form.append(("StatusCallback", status_callback_url))
+        response = self._send_request(
+            "POST",
+            self._url(f"Accounts/{account_sid}/Messages.json"),
+            data=form,
+            auth=(account_sid, secrets["auth_token"]),
+            headers={"Accept": "application/json"},
+        )
+        data = self._json(response)
+        if not response.ok:
+            raise twilio_error(response.status_code, data)
+        sid = data.get("sid")
+        if not isinstance(sid, str) or not sid:
+            raise self._maybe_sent(ValueError("Twilio accepted the request but returned no message sid"))
+        return ProviderSendResult(sid, "sent", {"provider_status": data.get("status")})
+
+    def mark_read(self, channel: Channel, secrets: Secrets, provider_message_id: str) -> None:
+        raise ValidationFailed("type: read receipts cannot be sent through Twilio", field="type")
+
+    # ------------------------------------------------------------------ inbound media (PROTOCOLS §5)
+    def media_request(self, channel: Channel, secrets: Secrets, media: Mapping[str, Any]) -> MediaRequest:
+        """``MediaUrlN`` with HTTP Basic auth (account SID + auth token). The streamer follows Twilio's redirect
+        to its CDN without the credentials. The content type Twilio declared in the webhook wins over the CDN's."""
+        url = media.get("provider_url")
+        if not isinstance(url, str) or not url:
+            raise MediaError("the webhook gave no media URL")
+        return MediaRequest(
+            url=url,
+            auth=(channel.account_sid or "", secrets["auth_token"]),
+            content_type=media.get("content_type") or None,
+        )

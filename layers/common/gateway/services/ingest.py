@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 
 from gateway.credentials import CredentialsCipher, Secrets
 from gateway.domain.channel import Channel
+from gateway.domain.errors import ChannelNotFound
 from gateway.domain.message import InboundMessage
 from gateway.domain.status import StatusUpdate
 from gateway.store.channels_repo import ChannelRepository
@@ -30,9 +31,18 @@ class IngestService:
     def secrets(self, channel: Channel) -> Secrets:
         return self.cipher.decrypt(channel.tenant_id, channel.channel_id, channel.credentials_ciphertext)
 
-    def store_message(self, channel: Channel, message: InboundMessage) -> str | None:
-        """The new message id, or None for a redelivery (nothing changed)."""
-        return self.messages.record_inbound(channel, message)
+    def store_message(self, channel: Channel, message: InboundMessage, *, route_key: str | None = None) -> str | None:
+        """The new message id, or None for a redelivery (nothing changed).
+
+        With ``route_key`` (the address the channel was resolved by), a channel disabled since it was cached is
+        refused in the same transaction: ChannelNotFound, the cache entry dropped, nothing stored.
+        """
+        try:
+            return self.messages.record_inbound(channel, message, route_key=route_key)
+        except ChannelNotFound:
+            if route_key is not None:
+                self.channels.forget([route_key])
+            raise
 
     def apply_status(self, channel: Channel, update: StatusUpdate) -> str:
         """``applied`` | ``stale`` | ``parked`` (see MessageRepository.apply_status)."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
@@ -13,13 +14,15 @@ from pynamodb.transactions import TransactWrite
 from gateway.domain import ids
 from gateway.domain import status as st
 from gateway.domain.channel import Channel
-from gateway.domain.message import Direction, InboundMessage
+from gateway.domain.errors import ChannelNotFound
+from gateway.domain.message import Direction, InboundMessage, MediaRef
 from gateway.store.conversations_repo import Page
 from gateway.store.models import (
     ContactModel,
     ConversationModel,
     MessageModel,
     ProviderMessageModel,
+    RouteModel,
     tenant_pk,
     transaction_connection,
 )
@@ -43,11 +46,17 @@ class MessageRepository:
         items = list(result)
         return Page(items, encode_cursor(result.last_evaluated_key) if len(items) == limit else None)
 
-    def record_inbound(self, channel: Channel, message: InboundMessage, *, now: str | None = None) -> str | None:
+    def record_inbound(
+        self, channel: Channel, message: InboundMessage, *, now: str | None = None, route_key: str | None = None
+    ) -> str | None:
         """Store an inbound message with its conversation and contact upserts in ONE TransactWriteItems.
 
         Returns the new message id, or None when the provider message id was already stored (a redelivery),
         in which case nothing at all changed.
+
+        ``route_key``: also check, in the same transaction, that this provider address is still claimed by the
+        channel. A webhook resolves its channel from a warm cache; the check makes a channel disabled a moment
+        ago refuse messages at once (ChannelNotFound, nothing stored) at no extra request.
         """
         now = now or ids.iso(ids.utcnow())
         tenant = channel.tenant_id
@@ -114,6 +123,9 @@ class MessageRepository:
         for attempt in range(_CONFLICT_RETRIES):
             try:
                 with TransactWrite(connection=transaction_connection()) as tx:
+                    if route_key is not None:  # condition checks come first in the request
+                        still_ours = RouteModel.channel_id == channel.channel_id
+                        tx.condition_check(RouteModel, *RouteModel.key(route_key), condition=still_ours)
                     tx.save(claim, condition=ProviderMessageModel.pk.does_not_exist())
                     tx.save(item)
                     tx.update(conversation, actions=[a for a in conversation_actions if a is not None])
@@ -121,6 +133,10 @@ class MessageRepository:
                 return message_id
             except TransactWriteError as error:
                 codes = [r.code if r is not None else None for r in error.cancellation_reasons]
+                if route_key is not None:
+                    if codes and codes[0] == "ConditionalCheckFailed":
+                        raise ChannelNotFound("The channel for this number was disabled.") from error
+                    codes = codes[1:]
                 if codes and codes[0] == "ConditionalCheckFailed":
                     return None  # the claim exists: a redelivery of a stored message
                 if "TransactionConflict" not in codes or attempt == _CONFLICT_RETRIES - 1:
@@ -129,6 +145,238 @@ class MessageRepository:
                 # items; the retry either wins or sees the claim and reports a duplicate.
                 time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))  # noqa: S311 - jitter, not crypto
         raise AssertionError("unreachable")
+
+    # ------------------------------------------------------------------ outbound
+    def record_outbound(
+        self,
+        channel: Channel,
+        *,
+        conversation_id: str,
+        type: str,
+        sender: dict[str, Any],
+        text: str | None = None,
+        media: Sequence[MediaRef] = (),
+        content: dict[str, Any] | None = None,
+        message_id: str | None = None,
+        now: str | None = None,
+        status: str = st.QUEUED,
+    ) -> MessageModel:
+        """Store an outbound message as ``queued`` before the provider is called (one conditional PutItem).
+
+        The provider id is not known yet; ``attach_provider_id`` records it once the provider accepted the send.
+        ``status="suggested"``: an auto-reply in shadow mode, stored but never sent (no status rank).
+        """
+        now = now or ids.iso(ids.utcnow())
+        message_id = message_id or ids.new_id("msg")
+        item = MessageModel(
+            MessageModel.partition(channel.tenant_id, conversation_id),
+            MessageModel.sort(now, message_id),
+            tenant_id=channel.tenant_id,
+            conversation_id=conversation_id,
+            message_id=message_id,
+            channel_id=channel.channel_id,
+            direction=Direction.OUTBOUND.value,
+            provider=channel.provider.value,
+            type=type,
+            text=text,
+            media=[m.to_item() for m in media],
+            content=content,
+            status=status,
+            status_rank=st.RANK.get(status),
+            sender=sender,
+            created_at=now,
+            status_updated_at=now,
+        )
+        item.save(condition=MessageModel.pk.does_not_exist())
+        return item
+
+    def attach_provider_id(
+        self,
+        tenant_id: str,
+        provider: str,
+        provider_message_id: str,
+        message_pk: str,
+        message_sk: str,
+        *,
+        status: str = st.SENT,
+        at: str | None = None,
+    ) -> str:
+        """Record that our outbound message is ``provider_message_id`` at the provider, now ``status`` (``sent``:
+        the provider accepted it), merging a status report that was parked because its callback came first.
+
+        ONE TransactWriteItems: the provider-id claim gets the message pointer (its parked status removed) and
+        the message gets the provider id and the furthest of ``status`` and the parked status (forward-only
+        rule). A status report racing with this either parks first (the claim's condition fails and this reads
+        again) or finds the pointer and updates the message itself. Idempotent for the same message.
+        Returns the message's status after the merge.
+        """
+        key = ProviderMessageModel.key(tenant_id, provider, provider_message_id)
+        at = at or ids.iso(ids.utcnow())
+        for attempt in range(_CONFLICT_RETRIES):
+            try:
+                claim: ProviderMessageModel | None = ProviderMessageModel.get(*key, consistent_read=True)
+            except DoesNotExist:
+                claim = None
+            if claim is not None and claim.message_pk:
+                if (claim.message_pk, claim.message_sk) != (message_pk, message_sk):
+                    raise ValueError(f"provider message id {provider_message_id} belongs to another message")
+                current = MessageModel.get(message_pk, message_sk, consistent_read=True)
+                return str(current.status)  # attached before (a retry of ours): nothing to do
+
+            final, final_at, error, details = status, at, None, None
+            parked = claim.pending_status if claim is not None else None
+            if claim is not None and parked and st.may_replace(status, parked):
+                final, final_at = parked, claim.pending_at or at
+                error, details = claim.pending_error, claim.pending_details
+
+            claim_actions: list[Action] = [
+                ProviderMessageModel.tenant_id.set(tenant_id),
+                ProviderMessageModel.message_pk.set(message_pk),
+                ProviderMessageModel.message_sk.set(message_sk),
+                ProviderMessageModel.pending_status.remove(),
+                ProviderMessageModel.pending_rank.remove(),
+                ProviderMessageModel.pending_error.remove(),
+                ProviderMessageModel.pending_at.remove(),
+                ProviderMessageModel.pending_details.remove(),
+            ]
+            if claim is None:
+                claim_condition = ProviderMessageModel.pk.does_not_exist()
+            elif claim.pending_rank is None:
+                claim_condition = ProviderMessageModel.message_pk.does_not_exist() & (
+                    ProviderMessageModel.pending_rank.does_not_exist()
+                )
+            else:
+                claim_condition = ProviderMessageModel.message_pk.does_not_exist() & (
+                    ProviderMessageModel.pending_rank == claim.pending_rank
+                )
+            message_actions: list[Action] = [
+                MessageModel.provider_message_id.set(provider_message_id),
+                MessageModel.status.set(final),
+                MessageModel.status_rank.set(st.RANK[final]),
+                MessageModel.status_updated_at.set(final_at),
+            ]
+            if error is not None:
+                message_actions.append(MessageModel.error.set(error))
+            if details:
+                message_actions.append(MessageModel.status_details.set(details))
+            try:
+                with TransactWrite(connection=transaction_connection()) as tx:
+                    tx.update(ProviderMessageModel(*key), actions=claim_actions, condition=claim_condition)
+                    tx.update(
+                        MessageModel(message_pk, message_sk),
+                        actions=message_actions,
+                        condition=MessageModel.pk.exists(),
+                    )
+                return final
+            except TransactWriteError as error_:
+                codes = [r.code if r is not None else None for r in error_.cancellation_reasons]
+                if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
+                    raise ValueError(f"no message {message_sk} to attach {provider_message_id} to") from error_
+                retry = codes and codes[0] in {"ConditionalCheckFailed", "TransactionConflict"}
+                if not retry or attempt == _CONFLICT_RETRIES - 1:
+                    raise
+                # A status report parked (or changed the parked status) meanwhile: read the claim again.
+                time.sleep(random.uniform(0.002, 0.01) * (attempt + 1))  # noqa: S311 - jitter, not crypto
+        raise AssertionError("unreachable")
+
+    def fail_outbound(
+        self, message_pk: str, message_sk: str, error: dict[str, Any], *, at: str | None = None
+    ) -> bool:
+        """Mark our outbound message ``failed`` with the normalized error (the provider refused it, or never
+        answered). Forward-only like any status: False when a status report already moved it to delivered/read."""
+        at = at or ids.iso(ids.utcnow())
+        try:
+            MessageModel(message_pk, message_sk).update(
+                actions=[
+                    MessageModel.status.set(st.FAILED),
+                    MessageModel.status_rank.set(st.RANK[st.FAILED]),
+                    MessageModel.status_updated_at.set(at),
+                    MessageModel.error.set(error),
+                ],
+                condition=MessageModel.pk.exists() & self._forward_only(MessageModel.status_rank, st.FAILED),
+            )
+        except UpdateError as error_:
+            if error_.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    # ------------------------------------------------------------------ inbound media
+    def media_stored(
+        self, message_pk: str, message_sk: str, index: int, *, s3_key: str, size: int, sha256: str, content_type: str
+    ) -> bool:
+        """``media[index]`` → ``stored``. Conditional: never over an entry already stored (a concurrent or repeated
+        delivery of the same record wrote the same object); False then."""
+        entry = MessageModel.media[index]
+        return self._update_media(
+            message_pk,
+            message_sk,
+            [
+                entry["status"].set("stored"),
+                entry["s3_key"].set(s3_key),
+                entry["size"].set(size),
+                entry["sha256"].set(sha256),
+                entry["content_type"].set(content_type),
+                entry["reason"].remove(),
+            ],
+            entry["status"] != "stored",
+        )
+
+    def media_failed(self, message_pk: str, message_sk: str, index: int, reason: str) -> bool:
+        """``media[index]`` → ``failed`` with a reason, only while it is ``pending`` (a retry never regresses
+        ``stored``); False when it was not pending any more."""
+        entry = MessageModel.media[index]
+        return self._update_media(
+            message_pk,
+            message_sk,
+            [entry["status"].set("failed"), entry["reason"].set(reason[:500])],
+            entry["status"] == "pending",
+        )
+
+    @staticmethod
+    def _update_media(message_pk: str, message_sk: str, actions: Sequence[Any], condition: Any) -> bool:
+        try:
+            MessageModel(message_pk, message_sk).update(
+                actions=list(actions), condition=MessageModel.pk.exists() & condition
+            )
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def get(self, message_pk: str, message_sk: str) -> MessageModel | None:
+        try:
+            return MessageModel.get(message_pk, message_sk, consistent_read=True)
+        except DoesNotExist:
+            return None
+
+    def find_in_conversation(
+        self, tenant_id: str, conversation_id: str, provider: str, message_id: str, *, max_scan: int = 1000
+    ) -> MessageModel | None:
+        """A message of this conversation by its provider id (one claim read) or by our id (a bounded scan of
+        the conversation, newest first). None when it is not in this tenant's conversation."""
+        partition = MessageModel.partition(tenant_id, conversation_id)
+        try:
+            claim = ProviderMessageModel.get(
+                *ProviderMessageModel.key(tenant_id, provider, message_id), consistent_read=True
+            )
+        except DoesNotExist:
+            claim = None
+        if claim is not None and claim.message_pk == partition and claim.message_sk:
+            return self.get(claim.message_pk, claim.message_sk)
+        recent = MessageModel.query(
+            partition,
+            MessageModel.sk.startswith("MSG#"),
+            scan_index_forward=False,
+            limit=max_scan,
+            page_size=200,
+            attributes_to_get=["pk", "sk", "message_id"],
+        )
+        for item in recent:
+            if item.message_id == message_id:
+                return self.get(item.pk, item.sk)
+        return None
 
     # ------------------------------------------------------------------ statuses
     def apply_status(self, tenant_id: str, update: st.StatusUpdate) -> str:

@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cold_start, layer_size, media
+from bench import cold_start, layer_size, media, requests, twilio_webhook
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "BENCHMARKS.md"
@@ -82,6 +82,34 @@ def main() -> None:
         " ours and the baseline. S3 is moto's server in another process, so its memory is not counted.",
         "",
         *media.report(transfers),
+        "",
+    ]
+
+    warm = twilio_webhook.measure(int(os.environ.get("BENCH_WARM_CALLS", "200")))
+    sections += [
+        "## Warm webhook, in-process (Twilio inbound text)",
+        "",
+        "`python -m bench.twilio_webhook`: the real handler loaded like Lambda loads it, against moto; after a"
+        " warm-up, each call timed with `time.perf_counter`. The first row answers the one AWS call with a canned"
+        " 200 at botocore's transport (our code + Powertools + botocore); moto's own DynamoDB is slow and grows with"
+        " the table (it deep-copies tables on every transaction), so the last row says more about moto than us.",
+        "",
+        *twilio_webhook.report(warm),
+        "",
+    ]
+
+    counted = requests.measure()
+    sections += [
+        "## AWS requests per operation (warm), counted at botocore",
+        "",
+        "`python -m bench.requests`: every call through `BaseClient._make_api_call` recorded, averaged over warm"
+        " calls; the inbound processor fed by the local stream poller (auto-reply off, no media).",
+        "",
+        *requests.report(counted),
+        "",
+        "## Cost model",
+        "",
+        *requests.cost_model(counted),
         "",
     ]
 

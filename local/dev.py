@@ -126,6 +126,9 @@ class LocalStack:
     def _start_moto(self) -> None:
         from moto.server import ThreadedMotoServer
 
+        from local.moto_atomic import make_dynamodb_atomic
+
+        make_dynamodb_atomic()  # concurrent duplicates must meet DynamoDB's semantics, not moto's races
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per AWS call is noise
         self.moto = ThreadedMotoServer(ip_address=HOST, port=int(os.environ.get("MOTO_PORT", "0")), verbose=False)
         self.moto.start()

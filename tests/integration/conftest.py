@@ -60,3 +60,11 @@ def claims() -> Callable[..., dict[str, Any]]:
 def invoke(aws: Resources) -> Callable[[str, dict[str, Any]], Any]:
     """``invoke("ChannelsApiFunction", event)``: the handler loaded like Lambda would (fresh cold start)."""
     return FunctionRuntime(aws).invoke
+
+
+@pytest.fixture(autouse=True)
+def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every moto DynamoDB request atomic, as in DynamoDB (see local/moto_atomic.py)."""
+    from local.moto_atomic import make_dynamodb_atomic
+
+    make_dynamodb_atomic(monkeypatch.setattr)

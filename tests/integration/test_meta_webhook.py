@@ -143,23 +143,6 @@ def global_secret(aws: Resources, monkeypatch: pytest.MonkeyPatch) -> str:
     return GLOBAL_SECRET
 
 
-@pytest.fixture
-def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
-    """DynamoDB applies each request atomically; moto does not lock. Give moto that one property so that the
-    concurrency test tests our conditional writes, not moto's thread safety."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    for name in ("transact_write_items", "put_item", "update_item", "get_item", "delete_item", "query", "scan"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            with lock:
-                return __original(*args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
-
-
 @contextmanager
 def aws_calls() -> Iterator[list[tuple[str, str]]]:
     """Every AWS API call made by any botocore client (boto3's and PynamoDB's) while the block runs."""

@@ -144,24 +144,6 @@ def aws_calls() -> Iterator[list[tuple[str, str]]]:
         botocore.client.BaseClient._make_api_call = original  # type: ignore[method-assign]
 
 
-@pytest.fixture
-def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
-    """moto applies a request in several unlocked steps (and rolls a failed transaction back by restoring a copy
-    of the whole table, which can erase a concurrent commit). DynamoDB makes each request atomic; give moto
-    that one property so that concurrency tests test our code, not moto's."""
-    from moto.dynamodb.models import DynamoDBBackend
-
-    lock = threading.RLock()
-    for name in ("transact_write_items", "put_item", "update_item", "get_item", "delete_item", "query", "scan"):
-        original = getattr(DynamoDBBackend, name)
-
-        def locked(*args: Any, __original: Any = original, **kwargs: Any) -> Any:
-            with lock:
-                return __original(*args, **kwargs)
-
-        monkeypatch.setattr(DynamoDBBackend, name, locked)
-
-
 # ---------------------------------------------------------------------------------------------- inbound
 def test_signed_text_is_stored_and_listed_with_contact(invoke: Invoke, events: Any, channel: dict[str, Any],
                                                        api_event: ApiEvents, claims: Any) -> None:

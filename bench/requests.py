@@ -96,6 +96,11 @@ def measure() -> dict[str, dict[str, float]]:
         os.environ.update(resources.globals_env())
         os.environ.update({"TWILIO_API_BASE_URL": sandbox_url, "META_GRAPH_BASE_URL": sandbox_url,
                            "MEDIA_ALLOWED_HOSTS": "127.0.0.1"})
+        from gateway.aws import reset_clients
+        from gateway.config import get_settings
+
+        get_settings.cache_clear()  # another benchmark in this process may have read another deployment's
+        reset_clients()
         runtime = FunctionRuntime(resources)
         poller = StreamPoller(resources, runtime.invoke, lambda s: boto3.client(s, region_name="us-east-1"))
         admin = id_token_claims("acme")

@@ -45,6 +45,7 @@ def commit() -> str:
 
 def main() -> None:
     rounds = int(os.environ.get("BENCH_ROUNDS", "15"))
+    load_at_start = os.getloadavg()[0]
     sections: list[str] = []
 
     samples = cold_start.measure(rounds)
@@ -123,7 +124,8 @@ def main() -> None:
         f"Written by `make bench` (`{Path(sys.executable).name} -m bench.run`, BENCH_ROUNDS={rounds})"
         f" on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC at commit {commit()}.",
         "",
-        f"Machine: {machine()}.",
+        f"Machine: {machine()}. Load average when the run started: {load_at_start:.1f} (above ~1 on 2 cores, other"
+        " work was competing and absolute figures and ratios involving moto or disk are pessimistic).",
         "",
         "Compare the ratios, measured side by side in one run: absolute numbers on a shared 2-core machine are noisy.",
         "",

@@ -1,7 +1,6 @@
 """Logger and Metrics shared by all functions.
 
-No Powertools Tracer: importing the X-Ray SDK costs ~450 ms of cold start. Functions run with
-``Tracing: Active`` instead, which records the Lambda and AWS-call segments without the SDK (docs/decisions.md).
+No Powertools Tracer: importing the X-Ray SDK costs ~450 ms of cold start. See docs/decisions.md D4.
 """
 
 from __future__ import annotations

@@ -127,7 +127,9 @@ class LocalStack:
         from moto.server import ThreadedMotoServer
 
         from local.moto_atomic import make_dynamodb_atomic
+        from local.moto_transactions import make_transactions_cheap
 
+        make_transactions_cheap()  # a transaction costs what it touches, not a copy of its tables (before the lock)
         make_dynamodb_atomic()  # concurrent duplicates must meet DynamoDB's semantics, not moto's races
         logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one line per AWS call is noise
         self.moto = ThreadedMotoServer(ip_address=HOST, port=int(os.environ.get("MOTO_PORT", "0")), verbose=False)

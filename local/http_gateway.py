@@ -165,6 +165,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
+    def __getattr__(self, name: str) -> Any:
+        # Any other method (TRACE, a made-up one) is routed too, and answered like API Gateway answers a request
+        # that matches no route (404), rather than http.server's 501.
+        if name.startswith("do_"):
+            return self._serve
+        raise AttributeError(name)
+
     def _read_request(self) -> HttpRequest:
         path, _, query = self.path.partition("?")
         return HttpRequest(

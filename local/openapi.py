@@ -60,6 +60,7 @@ def build(template: Template | None = None) -> dict[str, Any]:
                 raise SystemExit(f"two functions define different schemas named {name}")
             schemas[name] = schema
     _describe_validation_errors(paths, schemas)
+    _document_edge_answers(paths, schemas)
     missing = sorted(f"{m.upper()} {p}" for p, m in declared if m not in paths.get(p, {}))
     if missing:
         raise SystemExit(f"template.yaml routes with no handler route: {', '.join(missing)}")
@@ -103,6 +104,48 @@ def _describe_validation_errors(paths: dict[str, dict[str, Any]], schemas: dict[
             f"#/components/schemas/{name}" in json.dumps(v) for k, v in schemas.items() if k != name
         ):
             schemas.pop(name, None)
+
+
+# API Gateway's own answers (its JWT authorizer's 401/403) have this body, not the contract's error shape.
+GATEWAY_ERROR = {
+    "properties": {"message": {"type": "string", "title": "Message"}},
+    "type": "object",
+    "required": ["message"],
+    "title": "GatewayErrorOut",
+    "description": "API Gateway's own error body, e.g. its JWT authorizer's {\"message\": \"Unauthorized\"}",
+}
+
+
+def _document_edge_answers(paths: dict[str, dict[str, Any]], schemas: dict[str, Any]) -> None:
+    """The answers every operation can give before its handler runs, which Powertools does not know about:
+    401/403 from API Gateway's JWT authorizer or from the identity check (gateway.http.auth), 400/415 for a body
+    that is not JSON (gateway.http.resolver), 404 for an id that is not the caller's. And a 204 has no body."""
+    if "ErrorOut" not in schemas:
+        return
+    schemas["GatewayErrorOut"] = GATEWAY_ERROR
+    ours = {"$ref": "#/components/schemas/ErrorOut"}
+    either = {"anyOf": [ours, {"$ref": "#/components/schemas/GatewayErrorOut"}]}
+
+    def answer(description: str, schema: dict[str, Any]) -> dict[str, Any]:
+        return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+    for path, item in paths.items():
+        for operation in item.values():
+            responses = operation.setdefault("responses", {})
+            edge = {
+                "401": answer("unauthorized: no token, or one that is not valid", either),
+                "403": answer("forbidden: the token has no custom:tenant_id, or the route needs an admin", either),
+            }
+            if "requestBody" in operation:
+                edge["400"] = answer("invalid_json | invalid_body: the body is not (UTF-8) JSON", ours)
+                edge["415"] = answer("unsupported_media_type: the body is not sent as application/json", ours)
+            if "{id}" in path:
+                edge["404"] = answer("not found (another tenant's id answers exactly like a missing one)", ours)
+            for status, response in edge.items():
+                responses.setdefault(status, response)
+            if "204" in responses:
+                responses["204"].pop("content", None)
+            operation["responses"] = dict(sorted(responses.items()))
 
 
 def render(document: dict[str, Any]) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from gateway.bootstrap import ready
-from gateway.domain.errors import DomainError
+from gateway.domain.errors import DomainError, InvalidSignature
 from gateway.http.webhook import WebhookRequest, error_answer, server_error, twiml
 from gateway.observability import logger, metrics
 from gateway.providers.twilio_webhook import MAX_BODY_BYTES
@@ -32,6 +32,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         outcome = service().receive_status(request)
     except DomainError as error:
         metrics.add_metric(name="TwilioStatusRejected", unit="Count", value=1)
+        if isinstance(error, InvalidSignature):  # the signature-failure alarm's metric (template.yaml)
+            metrics.add_metric(name="InvalidSignature", unit="Count", value=1)
         logger.warning("twilio status callback rejected", extra={"code": error.code, "reason": error.message})
         return error_answer(error)
     except Exception:

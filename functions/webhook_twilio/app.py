@@ -10,7 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from gateway.bootstrap import ready
-from gateway.domain.errors import DomainError
+from gateway.domain.errors import DomainError, InvalidSignature
 from gateway.http.webhook import WebhookRequest, error_answer, server_error, twiml
 from gateway.observability import logger, metrics
 from gateway.providers.twilio_webhook import MAX_BODY_BYTES
@@ -31,6 +31,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         outcome = service().receive_message(request)
     except DomainError as error:
         metrics.add_metric(name="TwilioWebhookRejected", unit="Count", value=1)
+        if isinstance(error, InvalidSignature):  # the signature-failure alarm's metric (template.yaml)
+            metrics.add_metric(name="InvalidSignature", unit="Count", value=1)
         logger.warning("twilio webhook rejected", extra={"code": error.code, "reason": error.message})
         return error_answer(error)
     except Exception:

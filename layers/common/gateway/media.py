@@ -196,6 +196,7 @@ class MediaStreamer:
 
     def stream_to_s3(self, request: MediaRequest, key: str, *, kind: str) -> StoredMedia:
         """Download and upload in one pass. Verifies sha256 when the provider gave one (Meta)."""
+        import requests
         from boto3.s3.transfer import TransferConfig
         from botocore.exceptions import BotoCoreError, ClientError
 
@@ -228,10 +229,14 @@ class MediaStreamer:
             raise
         except (BotoCoreError, ClientError) as error:
             raise MediaError(f"S3 upload failed: {type(error).__name__}", retryable=True) from error
-        except Exception as error:  # the reader's MediaError arrives wrapped by the transfer manager
+        except requests.RequestException as error:  # the download broke off mid-body (reset, read timeout)
+            raise MediaError(f"download interrupted: {type(error).__name__}", retryable=True) from error
+        except Exception as error:  # the reader's errors arrive wrapped by the transfer manager
             cause = error.__cause__ or error.__context__
             if isinstance(cause, MediaError):
                 raise cause from error
+            if isinstance(cause, requests.RequestException):
+                raise MediaError(f"download interrupted: {type(cause).__name__}", retryable=True) from error
             raise
         finally:
             response.close()

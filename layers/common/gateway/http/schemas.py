@@ -69,3 +69,75 @@ class ErrorOut(BaseModel):
 
 def error_response_doc(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"model": ErrorOut}}}
+
+
+class MessagePageOut(BaseModel):
+    items: list[MessageOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next (older) page; null on the last page")
+
+
+class ContactOut(BaseModel):
+    phone: str
+    name: str | None
+
+
+class ConversationOut(BaseModel):
+    id: str
+    channel_id: str | None
+    provider: Literal["twilio", "meta"] | None
+    contact: ContactOut
+    last_message_at: str | None
+    last_inbound_at: str | None
+    last_message_preview: str | None
+    unread_count: int
+    bot_mode: Literal["on", "shadow", "off"] | None
+    operator_lock_until: str | None
+    location_id: str | None
+    created_at: str | None
+
+
+class ConversationPageOut(BaseModel):
+    items: list[ConversationOut]
+    next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page")
+
+
+class ChannelOut(BaseModel):
+    """A channel; secrets are never returned, only hints under ``credentials``. Twilio channels carry
+    ``status_callback_url``, ``account_sid``, ``messaging_service_sid``; Meta channels ``phone_number_id``,
+    ``business_account_id``, ``verify_token``, ``webhook_verified_at``."""
+
+    id: str
+    tenant_id: str
+    provider: Literal["twilio", "meta"]
+    name: str
+    phone_number: str
+    status: Literal["active", "disabled"]
+    location_id: str | None
+    created_at: str
+    updated_at: str | None
+    credentials: dict[str, str] = Field(description='Redacted hints such as "••••a1b2", never the secrets')
+    auto_reply: dict[str, Any] | None
+    webhook_url: str
+    status_callback_url: str | None = None
+    account_sid: str | None = None
+    messaging_service_sid: str | None = None
+    phone_number_id: str | None = None
+    business_account_id: str | None = None
+    verify_token: str | None = None
+    webhook_verified_at: str | None = None
+
+
+class ChannelListOut(BaseModel):
+    items: list[ChannelOut]
+
+
+class ChannelCheckOut(BaseModel):
+    channel_id: str
+    provider: Literal["twilio", "meta"]
+    ok: bool
+    checked_at: str
+    details: dict[str, Any] = Field(description="What the provider says about the number (name, quality, limits...)")
+
+
+def json_response_doc(description: str, model: type[BaseModel]) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"model": model}}}

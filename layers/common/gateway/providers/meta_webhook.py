@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,7 @@ MAX_BODY_BYTES = 3 * 1024 * 1024 + 64 * 1024
 # DynamoDB items are ≤ 400 KB: a message's free-form parts (content, context) are bounded well below that.
 MAX_ITEM_JSON = 64 * 1024
 MAX_TEXT = 16 * 1024
+MAX_FIELD = 1024  # a media's mime type, sha256 and filename, a location's name, address and url
 MEDIA_TYPES = frozenset({"image", "audio", "video", "document", "sticker"})
 
 _SIGNATURE = re.compile(r"sha256=([0-9a-fA-F]{64})")
@@ -118,6 +120,50 @@ def _refuse_constant(name: str) -> Any:
     raise ValueError(f"{name} is not JSON")
 
 
+def _finite_float(text: str) -> float:
+    """Numbers beyond float range (``1e999``) would be stored as Infinity, which the API cannot answer as JSON."""
+    value = float(text)
+    if not math.isfinite(value):
+        raise ValueError(f"{text[:20]} is out of range")
+    return value
+
+
+# JSON can spell a lone UTF-16 surrogate (``"\ud800"``): a Python string then holds a code point that has no UTF-8
+# form, which no store accepts (DynamoDB refuses the request). Meta escapes every non-ASCII character, so
+# surrogate escapes are common (emoji are pairs, which json.loads joins); only a lone one is replaced.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def without_lone_surrogates(data: Any) -> Any:
+    """``data`` with every lone surrogate in its strings (keys included) replaced by U+FFFD. Iterative: the
+    payload may be nested as deep as the JSON parser allows."""
+
+    def clean(text: str) -> str:
+        return _LONE_SURROGATE.sub("\ufffd", text)
+
+    if isinstance(data, str):
+        return clean(data)
+    pending = [data] if isinstance(data, dict | list) else []
+    while pending:
+        node = pending.pop()
+        if isinstance(node, list):
+            for index, item in enumerate(node):
+                if isinstance(item, str):
+                    node[index] = clean(item)
+                elif isinstance(item, dict | list):
+                    pending.append(item)
+            continue
+        for key in list(node):
+            item = node.pop(key)
+            if isinstance(item, str):
+                item = clean(item)
+            elif isinstance(item, dict | list):
+                pending.append(item)
+            node[clean(key)] = item
+    return data
+
+
 def parse_notification(body: bytes) -> Notification:
     """The notification's entries and changes. BadRequest when the body is not JSON of Meta's shape.
 
@@ -125,9 +171,12 @@ def parse_notification(body: bytes) -> Notification:
     notification without changes: nothing for this gateway to do.
     """
     try:
-        data = json.loads(body.decode("utf-8"), parse_constant=_refuse_constant)
+        text = body.decode("utf-8")
+        data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
     except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise BadRequest("The request body is not valid UTF-8 JSON.") from error
+    if _SURROGATE_ESCAPE.search(text):
+        data = without_lone_surrogates(data)
     if not isinstance(data, dict):
         raise BadRequest("The request body must be a JSON object.")
     kind = data.get("object")
@@ -271,14 +320,14 @@ def _media(message: InboundMessage, raw: dict[str, Any]) -> None:
     body = _obj(raw, message.type)
     media_id = _str(body.get("id"))
     ref = MediaRef(
-        content_type=_str(body.get("mime_type")),
-        provider_media_id=media_id,
-        sha256=_str(body.get("sha256")),
-        caption=_str(body.get("caption")),
-        filename=_str(body.get("filename")),
+        content_type=_short(body.get("mime_type"), MAX_FIELD),
+        provider_media_id=media_id if media_id is None or len(media_id) <= _MAX_ID else None,
+        sha256=_short(body.get("sha256"), MAX_FIELD),
+        caption=_short(body.get("caption"), MAX_TEXT),
+        filename=_short(body.get("filename"), MAX_FIELD),
     )
-    if media_id is None:  # nothing to download: say so now rather than fail later in the processor
-        ref.status, ref.reason = "failed", "missing_media_id"
+    if ref.provider_media_id is None:  # nothing to download: say so now rather than fail later in the processor
+        ref.status, ref.reason = "failed", "missing_media_id" if media_id is None else "invalid_media_id"
     message.media = [ref]
     message.text = ref.caption
     flags = {key: True for key in ("voice", "animated") if body.get(key) is True}
@@ -293,7 +342,7 @@ def _location(message: InboundMessage, raw: dict[str, Any]) -> None:
         if isinstance(number, (int, float)) and not isinstance(number, bool):
             location[key] = number
     for key in ("name", "address", "url"):
-        if (text := _str(body.get(key))) is not None:
+        if (text := _short(body.get(key), MAX_FIELD)) is not None:
             location[key] = text
     message.location = location or None
 
@@ -501,6 +550,12 @@ def _str(value: Any) -> str | None:
     if isinstance(value, str) and value.strip():
         return value
     return None
+
+
+def _short(value: Any, limit: int) -> str | None:
+    """``_str``, cut to ``limit`` characters: fields stored as they are must keep the item under DynamoDB's 400 KB."""
+    text = _str(value)
+    return text[:limit] if text is not None else None
 
 
 def _identifier(value: Any, what: str) -> str:

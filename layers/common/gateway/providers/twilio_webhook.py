@@ -252,13 +252,17 @@ def _phone_or_raw(address: str) -> str:
 
 
 def _channel_metadata(params: FormParams) -> Any:
+    """Twilio's JSON, parsed; kept as the raw text when it is not JSON that can be stored and answered again
+    (not JSON, nested beyond the parser's recursion limit, NaN/Infinity or a number beyond float range)."""
     raw = params.value("ChannelMetadata")
     if raw is None:
         return None
     try:
-        return json.loads(raw)
-    except ValueError:
+        value = json.loads(raw)
+        json.dumps(value, allow_nan=False)  # the inbox API answers it as JSON
+    except (ValueError, RecursionError):
         return raw
+    return value
 
 
 def parse_inbound(params: FormParams) -> InboundMessage:
@@ -270,7 +274,10 @@ def parse_inbound(params: FormParams) -> InboundMessage:
         wa_id = params.value("WaId")
         if wa_id is None or not wa_id.isdigit():
             raise
-        contact = from_wa_id(wa_id)
+        try:
+            contact = from_wa_id(wa_id)
+        except ValueError:  # digits, but not a phone number ("0", thirty of them, or not ASCII digits)
+            raise BadRequest("Neither From nor WaId is a WhatsApp phone number.", field="From") from None
     text = params.value("Body")
     media = _media(params)
     location = _location(params)

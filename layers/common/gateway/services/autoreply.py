@@ -205,28 +205,40 @@ class AutoReplyService:
         decision = decide(channel, conversation, inbound.type, inbound.text, inbound.created_at, now)
         if decision.reply is None or conversation is None:
             return AutoReplyOutcome("skipped", decision.skipped)
+        if decision.mode == "on":
+            # Credentials first: a KMS failure must happen before anything is claimed or stored, so that the
+            # record's retry starts from scratch (a claim taken without a send would mean no reply, ever).
+            credentials = secrets()
+            secrets = lambda: credentials  # noqa: E731 - the one decrypted value, for every step below
         pk = idempotency_pk(inbound.tenant_id, SCOPE, inbound.message_id)
         fingerprint = hashlib.sha256(f"{decision.mode}\x1f{decision.reply.text}".encode()).hexdigest()
         claim = self.idempotency.claim(pk, fingerprint, now=int(now.timestamp()))
         if claim.kind == "existing":
             return self._existing(claim.item, inbound, channel, conversation, provider, secrets)
+        stored: MessageModel | None = None
         try:
             if decision.mode == "shadow":
-                item = self._store(inbound, channel, decision.reply, status=SUGGESTED)
-                self.idempotency.complete(claim.item, 200, {"mode": "shadow", "message_id": item.message_id})
+                stored = self._store(inbound, channel, decision.reply, status=SUGGESTED)
+                self.idempotency.complete(claim.item, 200, {"mode": "shadow", "message_id": stored.message_id})
                 metrics.add_metric(name="AutoReplySuggested", unit="Count", value=1)
-                logger.info("auto-reply suggested (shadow mode)", extra=self._log(inbound, item, decision.reply))
-                return AutoReplyOutcome("suggested", message_id=item.message_id)
-            item = self._store(inbound, channel, decision.reply, status=st.QUEUED)
-            self.idempotency.set_pending(claim.item, {"message_pk": item.pk, "message_sk": item.sk})
+                logger.info("auto-reply suggested (shadow mode)", extra=self._log(inbound, stored, decision.reply))
+                return AutoReplyOutcome("suggested", message_id=stored.message_id)
+            stored = self._store(inbound, channel, decision.reply, status=st.QUEUED)
+            self.idempotency.set_pending(claim.item, {"message_pk": stored.pk, "message_sk": stored.sk})
         except BaseException:
-            # Nothing was sent: free the claim so that the retry of this record can reply.
+            # Nothing was sent: remove what was stored (the retry stores the reply afresh, under a new sort key;
+            # left here it would stay queued forever) and free the claim so that the retry can reply.
+            if stored is not None:
+                try:
+                    stored.delete()
+                except Exception:
+                    logger.exception("could not remove an unsent auto-reply", extra={"message_id": stored.message_id})
             try:
                 self.idempotency.release(claim.item)
             except Exception:
                 logger.exception("could not release an auto-reply claim")
             raise
-        return self._send(claim.item, item, inbound, channel, conversation, provider, secrets)
+        return self._send(claim.item, stored, inbound, channel, conversation, provider, secrets)
 
     # ------------------------------------------------------------------ steps
     def _existing(
@@ -239,8 +251,24 @@ class AutoReplyService:
         secrets: Callable[[], Secrets],
     ) -> AutoReplyOutcome:
         """Someone handled (or is handling) this message. Only a send that certainly did not go out is taken
-        over (conditionally: one taker, and the mark cleared with it) and resent; everything else is left alone."""
+        over (conditionally: one taker, and the mark cleared with it) and resent; a send whose provider answer
+        is known but could not be recorded is taken over the same way and recorded, never resent; everything
+        else is left alone."""
         pending = (claim.result or {}).get("pending") or {}
+        if claim.state == IN_PROGRESS and (pending.get("provider_message_id") or pending.get("failed")):
+            mine = self._take_over_resend(claim, pending)
+            if mine is None:
+                return AutoReplyOutcome("duplicate", "taken over by another delivery")
+            item = self.messages.get(pending["message_pk"], pending["message_sk"])
+            if item is None:
+                self.idempotency.complete(mine, 200, {"mode": "on", "message_id": None})
+                return AutoReplyOutcome("duplicate", "already settled")
+            if pending.get("provider_message_id"):
+                return self._record_sent(
+                    mine, item, inbound, channel, conversation, str(pending["provider_message_id"]),
+                    str(pending.get("provider_status") or st.SENT), str(pending.get("at") or ""),
+                )
+            return self._record_failed(mine, item, inbound, dict(pending["failed"]))
         if claim.state != IN_PROGRESS or not pending.get("resend"):
             metrics.add_metric(name="AutoReplyDuplicate", unit="Count", value=1)
             return AutoReplyOutcome("duplicate", "already handled" if claim.state == DONE else "in progress")
@@ -312,24 +340,63 @@ class AutoReplyService:
                 metrics.add_metric(name="AutoReplyRetry", unit="Count", value=1)
                 raise AutoReplyRetry(f"auto-reply not accepted yet: {error.normalized_code}") from error
             normalized = error.as_error()
-            self.messages.fail_outbound(item.pk, item.sk, normalized, at=ids.iso(self.clock()))
-            self.idempotency.complete(claim, 200, {"mode": "on", "message_id": item.message_id, "error": normalized})
-            metrics.add_metric(name="AutoReplyFailed", unit="Count", value=1)
-            logger.warning(
-                "auto-reply not sent",
-                extra={**self._log(inbound, item, None), "error_code": normalized.get("code"),
-                       "provider_code": normalized.get("provider_code")},
-            )
-            return AutoReplyOutcome("failed", str(normalized.get("code")), item.message_id)
+            try:
+                return self._record_failed(claim, item, inbound, normalized)
+            except Exception:
+                self._remember_outcome(claim, pending, {"failed": normalized})
+                raise
         at = ids.iso(self.clock())
+        try:
+            return self._record_sent(claim, item, inbound, channel, conversation, result.provider_message_id,
+                                     result.status, at)
+        except Exception:
+            self._remember_outcome(claim, pending, {"provider_message_id": result.provider_message_id,
+                                                    "provider_status": result.status, "at": at})
+            raise
+
+    def _remember_outcome(self, claim: IdempotencyModel, pending: dict[str, Any], outcome: dict[str, Any]) -> None:
+        """The provider answered but the answer could not be recorded: keep it on the claim, so that the retry of
+        the record (which fails now) records it instead of leaving the reply ``queued`` forever. Never resent."""
+        metrics.add_metric(name="AutoReplyNotRecorded", unit="Count", value=1)
+        try:
+            self.idempotency.set_pending(claim, {**pending, **outcome})
+        except Exception:
+            logger.exception("could not keep the provider's answer to an auto-reply on its claim")
+
+    def _record_failed(
+        self, claim: IdempotencyModel, item: MessageModel, inbound: MessageModel, normalized: dict[str, Any]
+    ) -> AutoReplyOutcome:
+        self.messages.fail_outbound(item.pk, item.sk, normalized, at=ids.iso(self.clock()))
+        self.idempotency.complete(claim, 200, {"mode": "on", "message_id": item.message_id, "error": normalized})
+        metrics.add_metric(name="AutoReplyFailed", unit="Count", value=1)
+        logger.warning(
+            "auto-reply not sent",
+            extra={**self._log(inbound, item, None), "error_code": normalized.get("code"),
+                   "provider_code": normalized.get("provider_code")},
+        )
+        return AutoReplyOutcome("failed", str(normalized.get("code")), item.message_id)
+
+    def _record_sent(
+        self,
+        claim: IdempotencyModel,
+        item: MessageModel,
+        inbound: MessageModel,
+        channel: Channel,
+        conversation: ConversationModel,
+        provider_message_id: str,
+        status: str,
+        at: str,
+    ) -> AutoReplyOutcome:
+        """The provider accepted the reply: record its id (merging a status that came first), close the claim,
+        update the inbox, publish ``message.sent``. Idempotent (a retry after a failure here runs it again)."""
+        at = at or ids.iso(self.clock())
         final = self.messages.attach_provider_id(
-            inbound.tenant_id, channel.provider.value, result.provider_message_id, item.pk, item.sk,
-            status=result.status, at=at,
+            inbound.tenant_id, channel.provider.value, provider_message_id, item.pk, item.sk, status=status, at=at,
         )
         self.idempotency.complete(claim, 201, {"mode": "on", "message_id": item.message_id})
         self._touch_conversation(inbound.tenant_id, inbound.conversation_id, item.text, at)
-        if final == result.status:
-            item.provider_message_id, item.status, item.status_rank = result.provider_message_id, final, st.RANK[final]
+        if final == status:
+            item.provider_message_id, item.status, item.status_rank = provider_message_id, final, st.RANK[final]
             item.status_updated_at = at
             stored = item
         else:  # a status callback beat the send's answer and was merged: show what is stored

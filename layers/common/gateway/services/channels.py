@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass, field
 from typing import Annotated, Any, Literal
@@ -30,8 +31,22 @@ def _pattern(regex: str, what: str) -> AfterValidator:
     return AfterValidator(check)
 
 
+MAX_AUTO_REPLY_JSON = 64 * 1024
+
+
+def _fits_in_an_item(config: AutoReplyConfig) -> AutoReplyConfig:
+    """The configuration lives in the channel's DynamoDB item (400 KB at most): what the rule limits allow (100
+    rules of 50 keywords and 4096-character replies) would not fit, so the whole of it is bounded too."""
+    size = len(json.dumps(config.model_dump()))  # as stored: JSON with non-ASCII escaped
+    if size > MAX_AUTO_REPLY_JSON:
+        raise ValueError(f"is too large ({size} bytes as JSON; at most {MAX_AUTO_REPLY_JSON})")
+    return config
+
+
 Name = Annotated[str, Field(min_length=1, max_length=100)]
-Secret = Annotated[str, Field(min_length=1, max_length=1024)]
+# Secrets travel in HTTP headers (Basic auth, Bearer) and sign with HMAC: printable ASCII, no spaces. A token
+# with "€" in it was stored, and every later provider call with it failed in requests' header encoding (a 500).
+Secret = Annotated[str, Field(min_length=1, max_length=1024, pattern=r"^[\x21-\x7e]+$")]
 LocationId = Annotated[str, Field(min_length=1, max_length=128)]
 E164 = Annotated[str, AfterValidator(normalize_e164)]
 AccountSid = Annotated[str, _pattern(r"AC[0-9a-fA-F]{32}", "a Twilio account SID: 'AC' and 32 hex digits")]
@@ -77,7 +92,7 @@ class ChannelPatch(BaseModel):
     name: Name | None = None
     status: Literal["active", "disabled"] | None = None
     location_id: LocationId | None = None
-    auto_reply: AutoReplyConfig | None = None
+    auto_reply: Annotated[AutoReplyConfig, AfterValidator(_fits_in_an_item)] | None = None
     auth_token: Secret | None = None
     access_token: Secret | None = None
     app_secret: Secret | None = None

@@ -73,7 +73,8 @@ class InboxService:
             actions.append(ConversationModel.operator_lock_until.remove())
         if patch.mark_read:
             actions.append(ConversationModel.unread_count.set(0))
-        self.conversations.update(tenant_id, conversation_id, actions)
+        if actions:  # {"release_operator_lock": null} asks for nothing: DynamoDB refuses an empty update
+            self.conversations.update(tenant_id, conversation_id, actions)
         return self.get_conversation(tenant_id, conversation_id)
 
     def list_messages(self, tenant_id: str, conversation_id: str, limit: int, cursor: str | None) -> dict[str, Any]:

@@ -312,7 +312,13 @@ class SendService:
                 except Exception:
                     logger.exception("could not release an idempotency key")
             raise
-        self.idempotency.complete(item, result.status_code, result.body)
+        try:
+            self.idempotency.complete(item, result.status_code, result.body)
+        except Exception:
+            # The answer stands (the message may well have been sent: a 5xx now would invite a resend). The key
+            # stays in_progress holding the stored message: a retry waits, then recovers from the message.
+            logger.exception("could not record the answer of an idempotency key")
+            metrics.add_metric(name="IdempotencyNotRecorded", unit="Count", value=1)
         return result
 
     def _recover(self, run: _Run, mine: IdempotencyModel, abandoned: IdempotencyModel) -> SendResult:
@@ -518,10 +524,21 @@ class _Run:
             return self._failed(item, error)
         assert result is not None
         at = ids.iso(svc.clock())
-        final = svc.messages.attach_provider_id(
-            self.tenant_id, channel.provider.value, result.provider_message_id, item.pk, item.sk,
-            status=result.status, at=at,
-        )
+        try:
+            final = svc.messages.attach_provider_id(
+                self.tenant_id, channel.provider.value, result.provider_message_id, item.pk, item.sk,
+                status=result.status, at=at,
+            )
+        except Exception:
+            # The provider accepted the message: it is sent, whatever our bookkeeping says. A 5xx here would make
+            # the client send it again (a duplicate on the contact's phone), so the answer is the truth (201) and
+            # the gap is logged with both ids for reconciliation (the stored message stays ``queued``).
+            logger.exception(
+                "message sent but its provider id could not be recorded",
+                extra={"message_id": item.message_id, "provider_message_id": result.provider_message_id},
+            )
+            metrics.add_metric(name="SendNotRecorded", unit="Count", value=1)
+            final = result.status
         if final == result.status:
             item.provider_message_id = result.provider_message_id
             item.status = final
@@ -574,7 +591,15 @@ class _Run:
         svc = self.service
         normalized = error.as_error()
         at = ids.iso(svc.clock())
-        if svc.messages.fail_outbound(item.pk, item.sk, normalized, at=at):
+        try:
+            recorded = svc.messages.fail_outbound(item.pk, item.sk, normalized, at=at)
+        except Exception:
+            # The provider's answer is known and must reach the client as it is (a 5xx would invite a resend of
+            # a message whose outcome may be unknown); the stored message stays ``queued``, logged for repair.
+            logger.exception("send failure could not be recorded", extra={"message_id": item.message_id})
+            metrics.add_metric(name="SendNotRecorded", unit="Count", value=1)
+            recorded = False
+        if recorded:
             item.status, item.status_rank, item.status_updated_at = st.FAILED, st.RANK[st.FAILED], at
             item.error = normalized
         metrics.add_metric(name="MessageSendFailed", unit="Count", value=1)

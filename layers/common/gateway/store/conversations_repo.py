@@ -26,7 +26,12 @@ class ConversationRepository:
             raise ConversationNotFound(f"No conversation {conversation_id}.") from error
 
     def list_by_activity(self, tenant_id: str, limit: int, cursor: str | None) -> Page[ConversationModel]:
-        start = decode_cursor(cursor, partition_attr="gsi1pk", partition_value=tenant_pk(tenant_id))
+        start = decode_cursor(
+            cursor,
+            partition_attr="gsi1pk",
+            partition_value=tenant_pk(tenant_id),
+            other_keys={"gsi1sk": "", "pk": tenant_pk(tenant_id), "sk": "CONV#"},  # an index's start key: both keys
+        )
         result = ConversationModel.by_activity.query(
             tenant_pk(tenant_id),
             scan_index_forward=False,

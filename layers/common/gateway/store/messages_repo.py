@@ -34,7 +34,7 @@ _CONFLICT_RETRIES = 5
 class MessageRepository:
     def list(self, tenant_id: str, conversation_id: str, limit: int, cursor: str | None) -> Page[MessageModel]:
         partition = MessageModel.partition(tenant_id, conversation_id)
-        start = decode_cursor(cursor, partition_attr="pk", partition_value=partition)
+        start = decode_cursor(cursor, partition_attr="pk", partition_value=partition, other_keys={"sk": "MSG#"})
         result = MessageModel.query(
             partition,
             MessageModel.sk.startswith("MSG#"),

@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -163,6 +163,9 @@ class ApiEvents:
 # ---------------------------------------------------------------------------------------------- e2e
 STARTUP_TIMEOUT_S = 60  # the contract's bound (DESIGN §6); the stack is usually up in 2-3 s
 STOP_TIMEOUT_S = 15
+# Called with ("started" | "stopping", stack) for every stack ``start_stack`` brings up: the secrets guard
+# (tests/secrets_guard.py) reads each stack's output and events through them. An observer must not raise.
+STACK_OBSERVERS: list[Callable[[str, RunningStack], None]] = []
 
 
 def free_port() -> int:
@@ -186,6 +189,8 @@ class RunningStack:
 
     def stop(self, sig: int = signal.SIGTERM) -> int:
         """Signal the stack and wait; returns its exit code (fails the test if it does not stop in time)."""
+        for observer in STACK_OBSERVERS:
+            observer("stopping", self)
         if self.process.poll() is None:
             self.process.send_signal(sig)
         try:
@@ -212,6 +217,8 @@ def start_stack(tmp_dir: Path, *, extra_env: dict[str, str] | None = None) -> Ru
     stack = RunningStack(process, log_path, state_path, f"http://127.0.0.1:{port}")
     _wait_healthy(stack)
     stack.state = jsonlib.loads(state_path.read_text())
+    for observer in STACK_OBSERVERS:
+        observer("started", stack)
     return stack
 
 

@@ -7,6 +7,9 @@ import pytest
 from local.runtime import LambdaContext, fake_context
 from local.testing import fake_aws_env
 
+# The secrets guard checks every test's outputs (tests/secrets_guard.py); pytester runs its own tests.
+pytest_plugins = ["tests.secrets_guard", "pytester"]
+
 
 @pytest.fixture(autouse=True)
 def aws_credentials(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -43,9 +43,9 @@ def _start_prism(spec: Path, *, dynamic: bool) -> Iterator[str]:
         if proc.poll() is not None:
             pytest.fail(f"Prism exited early for {spec.name}; see {log.name}")
         try:
-            requests.get(base + "/__prism_ready", timeout=1)
+            requests.get(base + "/__prism_ready", timeout=5)
             break
-        except requests.ConnectionError:
+        except requests.RequestException:  # refused while binding, or a read timeout while it loads the spec
             time.sleep(0.3)
     else:
         proc.kill()

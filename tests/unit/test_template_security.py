@@ -178,6 +178,10 @@ def code_of(resource: dict[str, Any]) -> str:
     return (TEMPLATE_PATH.parent / Path(str(props(resource)["CodeUri"])) / "app.py").read_text()
 
 
+def layer_code() -> str:
+    return "\n".join(p.read_text() for p in sorted((TEMPLATE_PATH.parent / "layers" / "common").rglob("*.py")))
+
+
 def alarm_metrics(alarm: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     """(namespace, metric name, {dimension: value}) of a plain or a metric-math alarm."""
     p = props(alarm)
@@ -349,6 +353,13 @@ def check_alarms(doc: Doc) -> list[str]:
         for _, (ns, name, dims) in watched:
             if ns == NAMESPACE and dims == {"service": service} and f'name="{name}"' not in code:
                 problems.append(f"an alarm watches {name} of {service}, which {lid}'s code never emits")
+    # An outcome a provider gave but DynamoDB did not take (metrics named *NotRecorded in the layer) pages someone:
+    # each is watched under the service of a function that exists.
+    services = {service_name(f) for _, f in resources(doc, "AWS::Serverless::Function")}
+    for name in sorted(set(re.findall(r'name="(\w+NotRecorded)"', layer_code()))):
+        dims = [d for _, (ns, n, d) in watched if (ns, n) == (NAMESPACE, name)]
+        if not any(d.get("service") in services for d in dims):
+            problems.append(f"no alarm on {name}, which the layer emits when an outcome is not recorded")
     for lid, alarm in alarms.items():
         p = props(alarm)
         expected = {"Fn::If": ["HasAlarmTopic", [{"Ref": "AlarmTopicArn"}], {"Ref": "AWS::NoValue"}]}
@@ -501,6 +512,14 @@ MUTATIONS: list[tuple[str, str, Callable[[Doc], Any]]] = [
      lambda d: d["Resources"].pop("WebhookSignatureFailureAlarm")),
     ("alarms", "AlarmActions must notify AlarmTopicArn",
      lambda d: props(_res(d, "DeadLetterQueueAlarm")).pop("AlarmActions")),
+    ("alarms", "no alarm on AutoReplyNotRecorded",
+     lambda d: props(_res(d, "UnrecordedOutcomeAlarm"))["Metrics"].pop(3)),
+    ("alarms", "no alarm on SendNotRecorded",
+     lambda d: props(_res(d, "UnrecordedOutcomeAlarm"))["Metrics"][1]["MetricStat"]["Metric"].update(
+         Dimensions=[{"Name": "service", "Value": "send_mesage"}])),
+    ("alarms", "dashboard does not show alarm UnrecordedOutcomeAlarm",
+     lambda d: props(_res(d, "Dashboard")).update(DashboardBody={"Fn::Sub": str(
+         props(_res(d, "Dashboard"))["DashboardBody"]["Fn::Sub"]).replace('"${UnrecordedOutcomeAlarm.Arn}"', '"x"')})),
     ("alarms", "no CloudWatch dashboard", lambda d: d["Resources"].pop("Dashboard")),
     ("alarms", "dashboard does not show the depth of DeadLetterQueue",
      lambda d: props(_res(d, "Dashboard")).update(DashboardBody={"Fn::Sub": '{"widgets": [{"type": "text"}]}'})),
@@ -534,4 +553,5 @@ def test_alarms_have_actions_only_with_a_topic(doc: Doc) -> None:
         "DeadLetterQueueAlarm",
         "WebhookServerErrorAlarm",
         "WebhookSignatureFailureAlarm",
+        "UnrecordedOutcomeAlarm",
     }

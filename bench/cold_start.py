@@ -30,6 +30,7 @@ ENV = {
     "CREDENTIALS_KEY_ID": "alias/bench",
     "EVENT_BUS_NAME": "bench",
     "PYTHONDONTWRITEBYTECODE": "0",
+    "PYDANTIC_DISABLE_PLUGINS": "__all__",  # as template.yaml's Globals set it
 }
 
 

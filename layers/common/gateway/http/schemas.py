@@ -7,10 +7,15 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 
-class MediaOut(BaseModel):
+class _Described(BaseModel):
+    # Only the OpenAPI document builds these (handlers return dicts): not at a Lambda's init (~7 ms of its cold start).
+    model_config = ConfigDict(defer_build=True)
+
+
+class MediaOut(_Described):
     content_type: str | None = None
     size: int | None = None
     sha256: str | None = None
@@ -21,7 +26,7 @@ class MediaOut(BaseModel):
     reason: str | None = None
 
 
-class NormalizedErrorOut(BaseModel):
+class NormalizedErrorOut(_Described):
     """A provider's error, normalized (table in docs/errors.md)."""
 
     code: str
@@ -30,12 +35,12 @@ class NormalizedErrorOut(BaseModel):
     retryable: bool
 
 
-class SenderOut(BaseModel):
+class SenderOut(_Described):
     kind: Literal["contact", "operator", "auto"]
     id: str | None = None
 
 
-class MessageOut(BaseModel):
+class MessageOut(_Described):
     id: str
     conversation_id: str
     channel_id: str | None = None
@@ -55,7 +60,7 @@ class MessageOut(BaseModel):
     status_updated_at: str | None = None
 
 
-class ErrorDetailOut(BaseModel):
+class ErrorDetailOut(_Described):
     code: str
     message: str
     field: str | None = None
@@ -63,7 +68,7 @@ class ErrorDetailOut(BaseModel):
     message_id: str | None = Field(default=None, description="The stored (failed) message, on provider errors")
 
 
-class ErrorOut(BaseModel):
+class ErrorOut(_Described):
     error: ErrorDetailOut
 
 
@@ -71,17 +76,17 @@ def error_response_doc(description: str) -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"model": ErrorOut}}}
 
 
-class MessagePageOut(BaseModel):
+class MessagePageOut(_Described):
     items: list[MessageOut]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next (older) page; null on the last page")
 
 
-class ContactOut(BaseModel):
+class ContactOut(_Described):
     phone: str
     name: str | None
 
 
-class ConversationOut(BaseModel):
+class ConversationOut(_Described):
     id: str
     channel_id: str | None
     provider: Literal["twilio", "meta"] | None
@@ -96,12 +101,12 @@ class ConversationOut(BaseModel):
     created_at: str | None
 
 
-class ConversationPageOut(BaseModel):
+class ConversationPageOut(_Described):
     items: list[ConversationOut]
     next_cursor: str | None = Field(description="Pass as ?cursor= for the next page; null on the last page")
 
 
-class ChannelOut(BaseModel):
+class ChannelOut(_Described):
     """A channel; secrets are never returned, only hints under ``credentials``. Twilio channels carry
     ``status_callback_url``, ``account_sid``, ``messaging_service_sid``; Meta channels ``phone_number_id``,
     ``business_account_id``, ``verify_token``, ``webhook_verified_at``."""
@@ -127,11 +132,11 @@ class ChannelOut(BaseModel):
     webhook_verified_at: str | None = None
 
 
-class ChannelListOut(BaseModel):
+class ChannelListOut(_Described):
     items: list[ChannelOut]
 
 
-class ChannelCheckOut(BaseModel):
+class ChannelCheckOut(_Described):
     channel_id: str
     provider: Literal["twilio", "meta"]
     ok: bool

@@ -75,7 +75,7 @@ def main() -> None:
         "",
     ]
 
-    transfers = media.measure(int(os.environ.get("BENCH_MEDIA_ROUNDS", "4")))
+    transfers = {**media.measure(int(os.environ.get("BENCH_MEDIA_ROUNDS", "4"))), **media.measure(1, ("ours-traced",))}
     sections += [
         "## Media streaming (100 MB document, local HTTP source → S3 on moto server)",
         "",

@@ -9,7 +9,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
+import random
 import threading
+import zlib
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -19,6 +21,7 @@ from gateway.media import MediaError, MediaRequest, MediaStreamer
 from moto import mock_aws
 
 PAYLOAD = os.urandom(3 * 1024 * 1024 + 123)
+LARGE = os.urandom(12 * 1024 * 1024 + 321)  # three multipart parts, the last one short
 BASIC = "Basic " + base64.b64encode(b"ACsid:auth-token-value").decode()
 
 
@@ -37,6 +40,37 @@ class _Source(BaseHTTPRequestHandler):
             if self.headers.get("Authorization"):
                 return self._send(400, b"credentials must not reach the CDN")
             return self._send(200, PAYLOAD, "image/jpeg")
+        if self.path == "/chunked":  # chunks of odd sizes that never line up with the 5 MB parts
+            self.protocol_version = "HTTP/1.1"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/pdf")
+            self.send_header("Transfer-Encoding", "chunked")
+            self.end_headers()
+            sizes, offset = random.Random(7), 0
+            while offset < len(LARGE):
+                piece = LARGE[offset : offset + sizes.randint(1, 300_000)]
+                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                offset += len(piece)
+            self.wfile.write(b"0\r\n\r\n")
+            return None
+        if self.path == "/gzip":  # a CDN that compresses: the stored object is the media, not the gzip stream
+            compressor = zlib.compressobj(wbits=31)
+            body = compressor.compress(LARGE) + compressor.flush()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/pdf")
+            self.send_header("Content-Encoding", "gzip")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+            return None
+        if self.path == "/short":  # the connection ends before the announced length
+            self.send_response(200)
+            self.send_header("Content-Type", "application/pdf")
+            self.send_header("Content-Length", str(len(LARGE)))
+            self.end_headers()
+            self.wfile.write(LARGE[: 6 * 1024 * 1024])
+            self.close_connection = True
+            return None
         if self.path == "/loop":
             self.send_response(302)
             self.send_header("Location", "/loop")
@@ -134,3 +168,22 @@ def test_redirect_loops_are_cut(source: int, s3: object) -> None:
 def test_credentials_never_print() -> None:
     request = MediaRequest(url="https://api.twilio.com/x", auth=("ACsid", "auth-token-value"))
     assert "auth-token-value" not in repr(request)
+
+
+@pytest.mark.parametrize("path", ["/chunked", "/gzip"])
+def test_chunked_or_compressed_bodies_are_stored_whole_across_parts(source: int, s3: object, path: str) -> None:
+    expected = hashlib.sha256(LARGE).hexdigest()
+    request = MediaRequest(url=f"http://127.0.0.1:{source}{path}", expected_sha256=expected)
+
+    stored = _streamer(s3).stream_to_s3(request, "large", kind="document")
+
+    assert (stored.size, stored.sha256) == (len(LARGE), expected)
+    assert s3.get_object(Bucket="media", Key="large")["Body"].read() == LARGE  # type: ignore[attr-defined]
+
+
+def test_a_body_cut_short_is_a_retryable_failure_that_stores_nothing(source: int, s3: object) -> None:
+    with pytest.raises(MediaError, match="interrupted") as caught:
+        _streamer(s3).stream_to_s3(MediaRequest(url=f"http://127.0.0.1:{source}/short"), "cut", kind="document")
+
+    assert caught.value.retryable
+    assert "Contents" not in s3.list_objects_v2(Bucket="media")  # type: ignore[attr-defined]

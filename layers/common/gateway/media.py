@@ -2,7 +2,7 @@
 
 The response body is read in small chunks through a file-like wrapper that hashes, counts and enforces the
 size limit as the bytes pass; boto3's transfer manager uploads it as a multipart upload with bounded
-concurrency, so memory stays at about ``chunk size × (concurrency + 1)`` whatever the file size.
+concurrency, so memory stays at about ``part size × (concurrency + 1)`` whatever the file size.
 
 Redirects are followed by hand so that every hop's host is checked against the allow-list and credentials go
 only to the host they were issued for (Twilio's API host answers with a redirect to a CDN that must not see
@@ -18,6 +18,8 @@ import io
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urljoin, urlsplit
+
+from urllib3 import exceptions as urllib3_errors
 
 from gateway.aws import client as aws_client
 
@@ -91,11 +93,15 @@ def host_allowed(url: str, allowed_hosts: tuple[str, ...]) -> bool:
 
 
 class _CountingReader(io.RawIOBase):
-    """File-like view of a streamed response that hashes, counts and stops at the size limit."""
+    """File-like view of a streamed response that hashes, counts and stops at the size limit.
+
+    Reads the urllib3 response under ``requests`` directly (``iter_content`` adds a generator hop per chunk and
+    made the download ~5x slower than the socket): one read of what the uploader asks for, decoded if the
+    provider compressed it. The uploader asks a part at a time; a read of everything is done in chunks that stop
+    at the limit, so no read holds more than a part or the limit in memory."""
 
     def __init__(self, response: requests.Response, limit: int) -> None:
-        self._chunks = response.iter_content(chunk_size=READ_CHUNK)
-        self._buffer = bytearray()
+        self._raw = response.raw
         self._limit = limit
         self.size = 0
         self.digest = hashlib.sha256()
@@ -104,23 +110,27 @@ class _CountingReader(io.RawIOBase):
         return True
 
     def read(self, size: int = -1) -> bytes:
-        buffer = self._buffer
-        while size < 0 or len(buffer) < size:
+        if size is None or size < 0:
+            parts = []
+            while chunk := self.read(READ_CHUNK):
+                parts.append(chunk)
+            return b"".join(parts)
+        # A short read means the end: s3transfer takes each read of a non-seekable stream as one whole part.
+        pieces, wanted = [], size
+        while wanted > 0:
             try:
-                chunk = next(self._chunks)
-            except StopIteration:
+                data = self._raw.read(wanted, decode_content=True)
+            except (urllib3_errors.HTTPError, OSError) as error:  # reset, read timeout, body shorter than announced
+                raise MediaError(f"download interrupted: {type(error).__name__}", retryable=True) from error
+            if not data:
                 break
-            self.size += len(chunk)
+            self.size += len(data)
             if self.size > self._limit:
                 raise MediaError(f"larger than the {self._limit // 1024} KB allowed for this media type")
-            self.digest.update(chunk)
-            buffer += chunk  # bytearray: amortised in place, no quadratic copying
-        if size < 0 or len(buffer) <= size:
-            self._buffer = bytearray()
-            return bytes(buffer)
-        data = bytes(memoryview(buffer)[:size])
-        del buffer[:size]
-        return data
+            self.digest.update(data)
+            pieces.append(data)
+            wanted -= len(data)
+        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
 
     def readinto(self, target: Any) -> int:
         data = self.read(len(target))
@@ -213,10 +223,12 @@ class MediaStreamer:
             max_concurrency=MAX_CONCURRENCY,
             io_chunksize=READ_CHUNK,
         )
-        # A non-seekable stream is read ahead into memory part by part; s3transfer's default allows 10 parts
-        # in memory (50 MB at 5 MB parts). One read-ahead part beside the two in upload keeps peak RSS growth
-        # under ~30 MB at about the throughput of an unbounded upload (docs/BENCHMARKS.md).
-        config.max_in_memory_upload_chunks = 1
+        # A non-seekable stream is read into memory a part at a time, and s3transfer holds a part from its read
+        # until its upload ends under a semaphore of max_in_memory_upload_chunks (default 10: 50 MB at 5 MB parts).
+        # The semaphore, not max_concurrency, is what bounds the uploads in flight: at 1 it serialised them (0.7x
+        # the baseline's throughput). At MAX_CONCURRENCY, peak RSS growth is ~3 parts (~26 MB) at about the
+        # baseline's throughput (docs/BENCHMARKS.md).
+        config.max_in_memory_upload_chunks = MAX_CONCURRENCY
         try:
             self.s3.upload_fileobj(
                 reader,

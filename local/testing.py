@@ -5,6 +5,8 @@
 - ``ApiEvents``: HTTP API v2 events for calling a handler in-process, built by the very code the local gateway
   uses (``local.apigw``), routed by the template's routes.
 - ``start_stack`` / ``LocalStackClient``: the real ``python -m local.dev`` in a subprocess, for e2e tests.
+- ``MediaHost``: an HTTP media source shaped like Twilio's (Basic auth on the API host, redirect to a CDN host
+  that must never see the credentials).
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -272,3 +276,81 @@ class LocalStackClient:
 
     def sandbox_requests(self) -> list[dict[str, Any]]:
         return list(self.http.get(f"{self.sandbox_url}/_sandbox/requests", timeout=10).json()["requests"])
+
+
+# ---------------------------------------------------------------------------------------------- media source
+class _MediaHandler(BaseHTTPRequestHandler):
+    server: MediaHost
+    protocol_version = "HTTP/1.1"
+
+    def do_GET(self) -> None:
+        host = (self.headers.get("Host") or "").split(":")[0]
+        self.server.hits.append((host, self.path, self.headers.get("Authorization")))
+        route = self.server.routes.get(self.path)
+        if route is not None:
+            return route(self)
+        name = self.path.rsplit("/", 1)[-1]
+        if self.path.startswith(self.server.api_prefix):
+            if host != "127.0.0.1" or self.headers.get("Authorization") != self.server.basic:
+                return self.send_body(401, b'{"code":20003,"message":"Authenticate"}', "application/json")
+            self.send_response(307)
+            self.send_header("Location", f"http://localhost:{self.server.port}/cdn/{name}")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            return None
+        if self.path.startswith("/cdn/") and name in self.server.files:
+            if self.headers.get("Authorization"):
+                return self.send_body(400, b"credentials must not reach the CDN")
+            body, content_type = self.server.files[name]
+            return self.send_body(200, body, content_type)
+        return self.send_body(404, b"")
+
+    def send_body(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+class MediaHost(ThreadingHTTPServer):
+    """Serves ``files`` (name → (bytes, content type)) the way Twilio serves media: ``<api_prefix>…/<name>`` on
+    127.0.0.1 needs ``basic`` (an Authorization header value) and answers 307 to ``/cdn/<name>`` on the host name
+    ``localhost``, which refuses any Authorization header, so forwarding credentials across the redirect fails.
+    ``routes`` (exact path → handler function) add other behaviours. ``hits`` records (host, path, Authorization).
+    Use as a context manager: it serves on a thread until the block ends."""
+
+    daemon_threads = True
+
+    def __init__(
+        self,
+        files: Mapping[str, tuple[bytes, str]],
+        *,
+        basic: str = "",
+        api_prefix: str = "/api/",
+        port: int = 0,
+        routes: Mapping[str, Callable[[_MediaHandler], None]] | None = None,
+    ) -> None:
+        super().__init__(("127.0.0.1", port), _MediaHandler)
+        self.files, self.basic, self.api_prefix = dict(files), basic, api_prefix
+        self.routes = dict(routes or {})
+        self.hits: list[tuple[str, str, str | None]] = []
+
+    @property
+    def port(self) -> int:
+        return int(self.server_address[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> MediaHost:
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()

@@ -11,8 +11,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from gateway.bootstrap import ready
-from gateway.domain.errors import DomainError, InvalidSignature
-from gateway.http.webhook import WebhookRequest, error_answer, server_error, twiml
+from gateway.http.webhook import WebhookRequest, answer, twiml
 from gateway.observability import logger, metrics
 from gateway.providers.twilio_webhook import MAX_BODY_BYTES
 from gateway.services.twilio_webhooks import TwilioWebhooks
@@ -27,19 +26,12 @@ def service() -> TwilioWebhooks:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        request = WebhookRequest.from_event(event, max_body_bytes=MAX_BODY_BYTES)
-        outcome = service().receive_status(request)
-    except DomainError as error:
-        metrics.add_metric(name="TwilioStatusRejected", unit="Count", value=1)
-        if isinstance(error, InvalidSignature):  # the signature-failure alarm's metric (template.yaml)
-            metrics.add_metric(name="InvalidSignature", unit="Count", value=1)
-        logger.warning("twilio status callback rejected", extra={"code": error.code, "reason": error.message})
-        return error_answer(error)
-    except Exception:
-        metrics.add_metric(name="TwilioStatusFailed", unit="Count", value=1)
-        logger.exception("twilio status callback failed")
-        return server_error()
+    return answer("twilio status callback", rejected="TwilioStatusRejected", failed="TwilioStatusFailed",
+                  handle=lambda: _receive(event))
+
+
+def _receive(event: dict[str, Any]) -> dict[str, Any]:
+    outcome = service().receive_status(WebhookRequest.from_event(event, max_body_bytes=MAX_BODY_BYTES))
     metrics.add_metric(name=f"TwilioStatus{outcome.result.capitalize()}", unit="Count", value=1)
     logger.info(
         "twilio status callback",

@@ -12,8 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from gateway.bootstrap import ready
-from gateway.domain.errors import DomainError, InvalidSignature
-from gateway.http.webhook import WebhookRequest, error_answer, server_error
+from gateway.http.webhook import WebhookRequest, answer
 from gateway.observability import logger, metrics
 from gateway.providers.meta_webhook import MAX_BODY_BYTES
 from gateway.services.meta_webhooks import MetaWebhooks, Receipt, query_params
@@ -75,22 +74,16 @@ def _count(receipt: Receipt) -> None:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        request = WebhookRequest.from_event(event, max_body_bytes=MAX_BODY_BYTES)
-        if request.method == "GET":
-            return _verify(request, event)
-        if request.method != "POST":
-            metrics.add_metric(name="MetaWebhookRejected", unit="Count", value=1)
-            return {"statusCode": 405, "headers": {"Allow": "GET, POST"}, "body": ""}
-        return _receive(request)
-    except DomainError as error:
+    # A 5xx makes Meta retry (for 7 days); the conditional writes make the retry harmless.
+    return answer("meta webhook", rejected="MetaWebhookRejected", failed="MetaWebhookFailed",
+                  handle=lambda: _route(event))
+
+
+def _route(event: dict[str, Any]) -> dict[str, Any]:
+    request = WebhookRequest.from_event(event, max_body_bytes=MAX_BODY_BYTES)
+    if request.method == "GET":
+        return _verify(request, event)
+    if request.method != "POST":
         metrics.add_metric(name="MetaWebhookRejected", unit="Count", value=1)
-        if isinstance(error, InvalidSignature):  # the signature-failure alarm's metric (template.yaml)
-            metrics.add_metric(name="InvalidSignature", unit="Count", value=1)
-        logger.warning("meta webhook rejected", extra={"code": error.code, "reason": error.message})
-        return error_answer(error)
-    except Exception:
-        # Storage or KMS trouble: a 5xx makes Meta retry; the conditional writes make the retry harmless.
-        metrics.add_metric(name="MetaWebhookFailed", unit="Count", value=1)
-        logger.exception("meta webhook failed")
-        return server_error()
+        return {"statusCode": 405, "headers": {"Allow": "GET, POST"}, "body": ""}
+    return _receive(request)

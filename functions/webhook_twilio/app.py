@@ -10,8 +10,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from gateway.bootstrap import ready
-from gateway.domain.errors import DomainError, InvalidSignature
-from gateway.http.webhook import WebhookRequest, error_answer, server_error, twiml
+from gateway.http.webhook import WebhookRequest, answer, twiml
 from gateway.observability import logger, metrics
 from gateway.providers.twilio_webhook import MAX_BODY_BYTES
 from gateway.services.twilio_webhooks import TwilioWebhooks
@@ -26,20 +25,12 @@ def service() -> TwilioWebhooks:
 @logger.inject_lambda_context(clear_state=True)
 @metrics.log_metrics
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    try:
-        request = WebhookRequest.from_event(event, max_body_bytes=MAX_BODY_BYTES)
-        outcome = service().receive_message(request)
-    except DomainError as error:
-        metrics.add_metric(name="TwilioWebhookRejected", unit="Count", value=1)
-        if isinstance(error, InvalidSignature):  # the signature-failure alarm's metric (template.yaml)
-            metrics.add_metric(name="InvalidSignature", unit="Count", value=1)
-        logger.warning("twilio webhook rejected", extra={"code": error.code, "reason": error.message})
-        return error_answer(error)
-    except Exception:
-        # Storage or KMS trouble: a 5xx makes Twilio use its fallback/retry instead of losing the message.
-        metrics.add_metric(name="TwilioWebhookFailed", unit="Count", value=1)
-        logger.exception("twilio webhook failed")
-        return server_error()
+    return answer("twilio webhook", rejected="TwilioWebhookRejected", failed="TwilioWebhookFailed",
+                  handle=lambda: _receive(event))
+
+
+def _receive(event: dict[str, Any]) -> dict[str, Any]:
+    outcome = service().receive_message(WebhookRequest.from_event(event, max_body_bytes=MAX_BODY_BYTES))
     metrics.add_metric(name="TwilioDuplicate" if outcome.duplicate else "TwilioMessageStored", unit="Count", value=1)
     logger.info(
         "twilio message duplicate" if outcome.duplicate else "twilio message stored",

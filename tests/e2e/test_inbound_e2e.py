@@ -15,10 +15,8 @@ import os
 import secrets
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -27,7 +25,7 @@ import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
-from local.testing import LocalStackClient, free_port
+from local.testing import LocalStackClient, MediaHost, free_port
 from tests.meta_support import change_value, meta_bytes, notification, sign
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_stack")]
@@ -43,47 +41,17 @@ def random_number() -> str:
 
 
 # ---------------------------------------------------------------------------------------------- Twilio-like media
-class _TwilioMedia(BaseHTTPRequestHandler):
-    basic: str = ""
-    files: dict[str, tuple[bytes, str]] = {"ME0": (JPEG, "image/jpeg"), "ME1": (PDF, "application/pdf")}
-    hits: list[tuple[str, str, str | None]] = []
+MEDIA_FILES = {"ME0": (JPEG, "image/jpeg"), "ME1": (PDF, "application/pdf")}
 
-    def do_GET(self) -> None:
-        host = (self.headers.get("Host") or "").split(":")[0]
-        type(self).hits.append((host, self.path, self.headers.get("Authorization")))
-        name = self.path.rsplit("/", 1)[-1]
-        if self.path.startswith("/2010-04-01/"):
-            if host != "127.0.0.1" or self.headers.get("Authorization") != self.basic:
-                return self._send(401, b'{"code":20003,"message":"Authenticate"}', "application/json")
-            self.send_response(307)
-            self.send_header("Location", f"http://localhost:{self.server.server_address[1]}/cdn/{name}")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return None
-        if self.path.startswith("/cdn/") and name in self.files:
-            if host != "localhost" or self.headers.get("Authorization"):
-                return self._send(400, b"no credentials on the CDN")
-            body, content_type = self.files[name]
-            return self._send(200, body, content_type)
-        return self._send(404, b"")
 
-    def _send(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
+def basic_auth(token: str) -> str:
+    return "Basic " + base64.b64encode(f"{ACCOUNT}:{token}".encode()).decode()
 
 
 @pytest.fixture(scope="module")
-def twilio_media() -> Iterator[int]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _TwilioMedia)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield int(httpd.server_address[1])
-    httpd.shutdown()
+def twilio_media() -> Iterator[MediaHost]:
+    with MediaHost(MEDIA_FILES, api_prefix="/2010-04-01/") as host:
+        yield host
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -148,15 +116,15 @@ def download(url: str) -> bytes:
 
 
 # ---------------------------------------------------------------------------------------------- Twilio
-def test_twilio_message_with_two_media_lands_in_s3(local_stack: LocalStackClient, twilio_media: int) -> None:
+def test_twilio_message_with_two_media_lands_in_s3(local_stack: LocalStackClient, twilio_media: MediaHost) -> None:
     tenant = Tenant(local_stack)
     token = secrets.token_hex(16)
     channel = tenant.create_channel({"provider": "twilio", "name": "Media", "phone_number": random_number(),
                                      "account_sid": ACCOUNT, "auth_token": token})
-    _TwilioMedia.basic = "Basic " + base64.b64encode(f"{ACCOUNT}:{token}".encode()).decode()
-    _TwilioMedia.hits.clear()
+    twilio_media.basic = basic_auth(token)
+    twilio_media.hits.clear()
     contact = random_number()
-    base = f"http://127.0.0.1:{twilio_media}/2010-04-01/Accounts/{ACCOUNT}/Messages/MM{secrets.token_hex(16)}/Media"
+    base = f"{twilio_media.url}/2010-04-01/Accounts/{ACCOUNT}/Messages/MM{secrets.token_hex(16)}/Media"
     params = twilio_params(channel, contact, NumMedia="2", MessageType="image",
                            MediaUrl0=f"{base}/ME0", MediaContentType0="image/jpeg",
                            MediaUrl1=f"{base}/ME1", MediaContentType1="application/pdf")
@@ -173,7 +141,7 @@ def test_twilio_message_with_two_media_lands_in_s3(local_stack: LocalStackClient
         assert media["url"].startswith(local_stack.state["aws_endpoint"])  # presigned, on moto's S3
         assert download(media["url"]) == content
     # the account's credentials went to the API host only
-    assert {(host, path.split("/")[1], auth is not None) for host, path, auth in _TwilioMedia.hits} == {
+    assert {(host, path.split("/")[1], auth is not None) for host, path, auth in twilio_media.hits} == {
         ("127.0.0.1", "2010-04-01", True), ("localhost", "cdn", False)}
 
 
@@ -307,16 +275,10 @@ def test_dead_lettered_message_is_replayed_once_the_fault_is_gone(local_stack: L
     (message,) = [m for m in tenant.messages_with(channel["id"], contact) if m["direction"] == "inbound"]
     assert message["media"][0]["status"] == "pending"
 
-    _TwilioMedia.basic = "Basic " + base64.b64encode(f"{ACCOUNT}:{token}".encode()).decode()
-    httpd = ThreadingHTTPServer(("127.0.0.1", port), _TwilioMedia)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    try:
+    with MediaHost(MEDIA_FILES, basic=basic_auth(token), api_prefix="/2010-04-01/", port=port):
         env = {**os.environ, "LOCAL_STATE_FILE": str(local_stack.stack.state_path)}
         replayed = subprocess.run([sys.executable, "-m", "local.replay"], env=env, capture_output=True, text=True,
                                   timeout=120, check=False)
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
 
     assert replayed.returncode == 0, replayed.stdout + replayed.stderr
     assert "replayed" in replayed.stdout

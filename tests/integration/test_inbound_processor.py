@@ -18,7 +18,6 @@ import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -43,6 +42,7 @@ from local.provision import Resources
 from local.replay import replay
 from local.runtime import FunctionRuntime
 from local.sandbox import ProviderSandbox, default_sandbox
+from local.testing import MediaHost
 
 FUNCTION = "InboundProcessorFunction"
 TENANT = "acme"
@@ -57,47 +57,17 @@ BASIC = "Basic " + base64.b64encode(f"{ACCOUNT}:{TOKEN}".encode()).decode()
 
 
 # ---------------------------------------------------------------------------------------------- media server
-class _TwilioLikeMedia(BaseHTTPRequestHandler):
-    """/api/<name>: Basic auth required, 307 to the CDN on another host name; /cdn/<name>: no credentials."""
-
-    files: dict[str, tuple[bytes, str]] = {"ME0": (JPEG, "image/jpeg"), "ME1": (PDF, "application/pdf")}
-    hits: list[tuple[str, str | None]] = []
-
-    def do_GET(self) -> None:
-        type(self).hits.append((self.path, self.headers.get("Authorization")))
-        name = self.path.rsplit("/", 1)[-1]
-        if self.path.startswith("/api/"):
-            if self.headers.get("Authorization") != BASIC:
-                return self._send(401, b'{"code": 20003}', "application/json")
-            self.send_response(307)
-            self.send_header("Location", f"http://localhost:{self.server.server_address[1]}/cdn/{name}")
-            self.send_header("Content-Length", "0")
-            self.end_headers()
-            return None
-        if self.path.startswith("/cdn/") and name in self.files:
-            if self.headers.get("Authorization"):
-                return self._send(400, b"credentials must not reach the CDN")
-            body, content_type = self.files[name]
-            return self._send(200, body, content_type)
-        return self._send(404, b"")
-
-    def _send(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture(scope="module")
-def media_server() -> Iterator[str]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _TwilioLikeMedia)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
+def media_host() -> Iterator[MediaHost]:
+    """/api/<name>: Basic auth required, 307 to the CDN on another host name; /cdn/<name>: no credentials."""
+    with MediaHost({"ME0": (JPEG, "image/jpeg"), "ME1": (PDF, "application/pdf")}, basic=BASIC) as host:
+        yield host
+
+
+@pytest.fixture
+def media_server(media_host: MediaHost) -> str:
+    media_host.hits.clear()
+    return media_host.url
 
 
 # ---------------------------------------------------------------------------------------------- the stack
@@ -236,9 +206,10 @@ def upload_to_sandbox(stack: Stack, content: bytes, mime_type: str, **query: str
 
 
 # ---------------------------------------------------------------------------------------------- media
-def test_twilio_media_basic_auth_then_redirect_without_credentials(stack: Stack, media_server: str) -> None:
+def test_twilio_media_basic_auth_then_redirect_without_credentials(
+    stack: Stack, media_server: str, media_host: MediaHost
+) -> None:
     channel = twilio_channel()
-    _TwilioLikeMedia.hits.clear()
     item = inbound(channel, text=None, type="image", media=[
         MediaRef(content_type="image/jpeg", provider_url=f"{media_server}/api/ME0"),
         MediaRef(content_type="application/pdf", provider_url=f"{media_server}/api/ME1"),
@@ -256,7 +227,8 @@ def test_twilio_media_basic_auth_then_redirect_without_credentials(stack: Stack,
         obj = s3_object(key)
         assert obj["Body"].read() == content and obj["ContentType"] == content_type
     # credentials went to the API host only, never to the CDN host
-    assert {(p.split("/")[1], auth) for p, auth in _TwilioLikeMedia.hits} == {("api", BASIC), ("cdn", None)}
+    assert {(host, p.split("/")[1], auth) for host, p, auth in media_host.hits} == {
+        ("127.0.0.1", "api", BASIC), ("localhost", "cdn", None)}
 
 
 def test_meta_media_id_to_url_to_bearer_download(stack: Stack) -> None:
@@ -308,17 +280,17 @@ def test_host_off_the_allow_list_is_never_fetched(stack: Stack, provider: str) -
     assert not [r for r in stack.sandbox.requests() if r["path"].startswith("/_sandbox/media/")]
 
 
-def test_media_already_stored_is_not_fetched_again(stack: Stack, media_server: str) -> None:
+def test_media_already_stored_is_not_fetched_again(stack: Stack, media_server: str, media_host: MediaHost) -> None:
     channel = twilio_channel()
     item = inbound(channel, text=None, type="image",
                    media=[MediaRef(content_type="image/jpeg", provider_url=f"{media_server}/api/ME0")])
     records = stack.new_records()
     assert stack.invoke(records) == {"batchItemFailures": []}
-    _TwilioLikeMedia.hits.clear()
+    media_host.hits.clear()
 
     assert stack.invoke(records) == {"batchItemFailures": []}  # the same record again (a retry, a replay)
 
-    assert _TwilioLikeMedia.hits == []
+    assert media_host.hits == []
     assert media_of(item)[0]["status"] == "stored"
 
 

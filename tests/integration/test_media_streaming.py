@@ -10,91 +10,68 @@ import base64
 import hashlib
 import os
 import random
-import threading
 import zlib
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
 
 import boto3
 import pytest
 from gateway.media import MediaError, MediaRequest, MediaStreamer
 from moto import mock_aws
 
+from local.testing import MediaHost
+
 PAYLOAD = os.urandom(3 * 1024 * 1024 + 123)
 LARGE = os.urandom(12 * 1024 * 1024 + 321)  # three multipart parts, the last one short
 BASIC = "Basic " + base64.b64encode(b"ACsid:auth-token-value").decode()
 
 
-class _Source(BaseHTTPRequestHandler):
-    cdn_port = 0
+def _chunked(handler: Any) -> None:  # chunks of odd sizes that never line up with the 5 MB parts
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/pdf")
+    handler.send_header("Transfer-Encoding", "chunked")
+    handler.end_headers()
+    sizes, offset = random.Random(7), 0
+    while offset < len(LARGE):
+        piece = LARGE[offset : offset + sizes.randint(1, 300_000)]
+        handler.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+        offset += len(piece)
+    handler.wfile.write(b"0\r\n\r\n")
 
-    def do_GET(self) -> None:
-        if self.path.startswith("/api/"):
-            if self.headers.get("Authorization") != BASIC:
-                return self._send(401, b"auth required")
-            self.send_response(307)
-            self.send_header("Location", f"http://localhost:{self.server.server_address[1]}/cdn/{self.path[5:]}")
-            self.end_headers()
-            return None
-        if self.path.startswith("/cdn/"):
-            if self.headers.get("Authorization"):
-                return self._send(400, b"credentials must not reach the CDN")
-            return self._send(200, PAYLOAD, "image/jpeg")
-        if self.path == "/chunked":  # chunks of odd sizes that never line up with the 5 MB parts
-            self.protocol_version = "HTTP/1.1"
-            self.send_response(200)
-            self.send_header("Content-Type", "application/pdf")
-            self.send_header("Transfer-Encoding", "chunked")
-            self.end_headers()
-            sizes, offset = random.Random(7), 0
-            while offset < len(LARGE):
-                piece = LARGE[offset : offset + sizes.randint(1, 300_000)]
-                self.wfile.write(b"%x\r\n%s\r\n" % (len(piece), piece))
-                offset += len(piece)
-            self.wfile.write(b"0\r\n\r\n")
-            return None
-        if self.path == "/gzip":  # a CDN that compresses: the stored object is the media, not the gzip stream
-            compressor = zlib.compressobj(wbits=31)
-            body = compressor.compress(LARGE) + compressor.flush()
-            self.send_response(200)
-            self.send_header("Content-Type", "application/pdf")
-            self.send_header("Content-Encoding", "gzip")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-            return None
-        if self.path == "/short":  # the connection ends before the announced length
-            self.send_response(200)
-            self.send_header("Content-Type", "application/pdf")
-            self.send_header("Content-Length", str(len(LARGE)))
-            self.end_headers()
-            self.wfile.write(LARGE[: 6 * 1024 * 1024])
-            self.close_connection = True
-            return None
-        if self.path == "/loop":
-            self.send_response(302)
-            self.send_header("Location", "/loop")
-            self.end_headers()
-            return None
-        return self._send(404, b"")
 
-    def _send(self, status: int, body: bytes, content_type: str = "text/plain") -> None:
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+def _gzip(handler: Any) -> None:  # a CDN that compresses: the stored object is the media, not the gzip stream
+    compressor = zlib.compressobj(wbits=31)
+    body = compressor.compress(LARGE) + compressor.flush()
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/pdf")
+    handler.send_header("Content-Encoding", "gzip")
+    handler.send_header("Content-Length", str(len(body)))
+    handler.end_headers()
+    handler.wfile.write(body)
 
-    def log_message(self, *args: object) -> None:
-        pass
+
+def _short(handler: Any) -> None:  # the connection ends before the announced length
+    handler.send_response(200)
+    handler.send_header("Content-Type", "application/pdf")
+    handler.send_header("Content-Length", str(len(LARGE)))
+    handler.end_headers()
+    handler.wfile.write(LARGE[: 6 * 1024 * 1024])
+    handler.close_connection = True
+
+
+def _loop(handler: Any) -> None:
+    handler.send_response(302)
+    handler.send_header("Location", "/loop")
+    handler.send_header("Content-Length", "0")
+    handler.end_headers()
 
 
 @pytest.fixture(scope="module")
 def source() -> Iterator[int]:
-    httpd = ThreadingHTTPServer(("127.0.0.1", 0), _Source)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    yield httpd.server_address[1]
-    httpd.shutdown()
+    files = {"ME1": (PAYLOAD, "image/jpeg"), "x": (PAYLOAD, "image/jpeg")}
+    routes = {"/chunked": _chunked, "/gzip": _gzip, "/short": _short, "/loop": _loop}
+    with MediaHost(files, basic=BASIC, routes=routes) as host:
+        yield host.port
 
 
 @pytest.fixture

@@ -351,7 +351,8 @@ def check_alarms(doc: Doc) -> list[str]:
         if not watched_by(NAMESPACE, "InvalidSignature", {"service": service}):
             problems.append(f"no alarm on {lid}'s InvalidSignature metric (service={service})")
         for _, (ns, name, dims) in watched:
-            if ns == NAMESPACE and dims == {"service": service} and f'name="{name}"' not in code:
+            emitted = f'"{name}"' in code or f'name="{name}"' in layer_code()  # by the handler, or for it by the layer
+            if ns == NAMESPACE and dims == {"service": service} and not emitted:
                 problems.append(f"an alarm watches {name} of {service}, which {lid}'s code never emits")
     # An outcome a provider gave but DynamoDB did not take (metrics named *NotRecorded in the layer) pages someone:
     # each is watched under the service of a function that exists.

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,3 +113,25 @@ def server_error() -> dict[str, Any]:
             {"error": {"code": "internal_error", "message": "The message could not be stored; retry later."}}
         ),
     }
+
+
+def answer(label: str, *, rejected: str, failed: str, handle: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Run a webhook's work and answer for it. A DomainError is the request's fault: its 4xx, counted under
+    ``rejected`` (and ``InvalidSignature``, the signature-failure alarm's metric) and logged as "<label>
+    rejected". Anything else is ours (storage, KMS): a 500 so that the provider retries or calls its fallback URL
+    instead of the message being lost, counted under ``failed`` (the webhook-5xx alarm's metric) and logged with
+    its traceback as "<label> failed" (docs/operations.md)."""
+    from gateway.observability import logger, metrics
+
+    try:
+        return handle()
+    except e.DomainError as error:
+        metrics.add_metric(name=rejected, unit="Count", value=1)
+        if isinstance(error, e.InvalidSignature):
+            metrics.add_metric(name="InvalidSignature", unit="Count", value=1)
+        logger.warning(f"{label} rejected", extra={"code": error.code, "reason": error.message})
+        return error_answer(error)
+    except Exception:
+        metrics.add_metric(name=failed, unit="Count", value=1)
+        logger.exception(f"{label} failed")
+        return server_error()

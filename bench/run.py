@@ -92,8 +92,8 @@ def main() -> None:
         "",
         "`python -m bench.twilio_webhook`: the real handler loaded like Lambda loads it, against moto; after a"
         " warm-up, each call timed with `time.perf_counter`. The first row answers the one AWS call with a canned"
-        " 200 at botocore's transport (our code + Powertools + botocore); moto's own DynamoDB is slow and grows with"
-        " the table (it deep-copies tables on every transaction), so the last row says more about moto than us.",
+        " 200 at botocore's transport (our code + Powertools + botocore); moto's own DynamoDB (as the local stack"
+        " runs it, local.moto_transactions) is far slower than DynamoDB, so the last row says more about moto than us.",
         "",
         *twilio_webhook.report(warm),
         "",

@@ -324,6 +324,7 @@ class MediaHost(ThreadingHTTPServer):
     Use as a context manager: it serves on a thread until the block ends."""
 
     daemon_threads = True
+    block_on_close = False  # a keep-alive connection a client left open must not hold up the shutdown
 
     def __init__(
         self,

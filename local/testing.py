@@ -5,6 +5,7 @@
 - ``ApiEvents``: HTTP API v2 events for calling a handler in-process, built by the very code the local gateway
   uses (``local.apigw``), routed by the template's routes.
 - ``start_stack`` / ``LocalStackClient``: the real ``python -m local.dev`` in a subprocess, for e2e tests.
+- ``at_once``: the same call from several threads released together (concurrency tests for duplicates).
 - ``MediaHost``: an HTTP media source shaped like Twilio's (Basic auth on the API host, redirect to a CDN host
   that must never see the credentials).
 """
@@ -276,6 +277,22 @@ class LocalStackClient:
 
     def sandbox_requests(self) -> list[dict[str, Any]]:
         return list(self.http.get(f"{self.sandbox_url}/_sandbox/requests", timeout=10).json()["requests"])
+
+
+# ---------------------------------------------------------------------------------------------- concurrency
+def at_once(call: Callable[[], Any], count: int = 10, timeout: float = 60.0) -> list[Any]:
+    """``call()`` from ``count`` threads that start together (a barrier), so their requests race; the results
+    in no particular order. An exception in any call is raised here."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    start = threading.Barrier(count)
+
+    def run(_: int) -> Any:
+        start.wait(timeout)
+        return call()
+
+    with ThreadPoolExecutor(count) as pool:
+        return list(pool.map(run, range(count), timeout=timeout))
 
 
 # ---------------------------------------------------------------------------------------------- media source

@@ -14,7 +14,6 @@ import base64
 import hashlib
 import json
 import os
-import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -42,7 +41,7 @@ from local.provision import Resources
 from local.replay import replay
 from local.runtime import FunctionRuntime
 from local.sandbox import ProviderSandbox, default_sandbox
-from local.testing import MediaHost
+from local.testing import MediaHost, at_once
 
 FUNCTION = "InboundProcessorFunction"
 TENANT = "acme"
@@ -487,18 +486,8 @@ def test_ten_concurrent_deliveries_of_one_message_send_one_reply(stack: Stack) -
     channel = twilio_channel({"mode": "on", **AUTO})
     inbound(channel, text="price")
     records = stack.new_records()
-    barrier = threading.Barrier(10)
-    results: list[Any] = []
 
-    def deliver() -> None:
-        barrier.wait()
-        results.append(stack.invoke(records))
-
-    threads = [threading.Thread(target=deliver) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    results = at_once(lambda: stack.invoke(records))
 
     assert results == [{"batchItemFailures": []}] * 10
     assert len(stack.sends()) == 1
@@ -540,18 +529,7 @@ def test_transient_provider_refusal_retries_the_same_stored_reply(stack: Stack) 
     assert queued.status == "queued"
 
     # the retry, delivered 10 times at once: one of them takes the claim over and resends
-    barrier = threading.Barrier(10)
-    results: list[Any] = []
-
-    def deliver() -> None:
-        barrier.wait()
-        results.append(stack.invoke(records))
-
-    threads = [threading.Thread(target=deliver) for _ in range(10)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(60)
+    results = at_once(lambda: stack.invoke(records))
     assert results == [{"batchItemFailures": []}] * 10
     assert stack.invoke(records) == {"batchItemFailures": []}  # and a later delivery changes nothing
 

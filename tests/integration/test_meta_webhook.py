@@ -13,10 +13,8 @@ import copy
 import itertools
 import json
 import statistics
-import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import reduce
@@ -30,7 +28,7 @@ import pytest
 
 from local.provision import Resources
 from local.runtime import FunctionRuntime
-from local.testing import ApiEvents
+from local.testing import ApiEvents, at_once
 from tests.meta_support import (
     CONTACT_WA_ID,
     EXAMPLE_PHONE_NUMBER_ID,
@@ -562,14 +560,8 @@ def test_the_same_message_ten_times_concurrently_is_stored_once(meta: Meta, atom
     runtime = FunctionRuntime(meta.aws, max_concurrency=10)  # ten Lambda instances, each with its own caches
     body = meta_bytes(notification(change_value(messages=[text_message("wamid.concurrent", "only once")])))
     event = meta.event(body, sign(body, APP_SECRET))
-    start = threading.Barrier(10)
 
-    def deliver(_: int) -> dict[str, Any]:
-        start.wait()
-        return runtime.invoke(FUNCTION, copy.deepcopy(event))
-
-    with ThreadPoolExecutor(10) as pool:
-        answers = [ok(r) for r in pool.map(deliver, range(10))]
+    answers = [ok(r) for r in at_once(lambda: runtime.invoke(FUNCTION, copy.deepcopy(event)))]
 
     assert sum(a["stored"] for a in answers) == 1
     assert sum(a["duplicates"] for a in answers) == 9

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
-import threading
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from typing import Any
 from urllib.parse import urlencode
@@ -23,7 +21,7 @@ from twilio.request_validator import RequestValidator
 
 from local.provision import Resources
 from local.runtime import FunctionRuntime
-from local.testing import ApiEvents
+from local.testing import ApiEvents, at_once
 
 TEST_PUBLIC_BASE_URL = "https://gateway.example.test"  # what tests/integration/conftest.py deploys with
 WEBHOOK_URL = TEST_PUBLIC_BASE_URL + "/webhooks/twilio"
@@ -291,14 +289,8 @@ def test_same_message_sid_ten_times_concurrently_is_stored_once(
     runtime = FunctionRuntime(aws, max_concurrency=10)  # ten Lambda instances, each with its own caches
     params = inbound(sid(10))
     event = events("/webhooks/twilio", params, sign(params))
-    start = threading.Barrier(10)
 
-    def deliver(_: int) -> dict[str, Any]:
-        start.wait()
-        return runtime.invoke("WebhookTwilioFunction", json.loads(json.dumps(event)))  # type: ignore[no-any-return]
-
-    with ThreadPoolExecutor(10) as pool:
-        responses = list(pool.map(deliver, range(10)))
+    responses = at_once(lambda: runtime.invoke("WebhookTwilioFunction", json.loads(json.dumps(event))))
 
     assert [r["statusCode"] for r in responses] == [200] * 10
     (conversation,) = inbox(runtime.invoke, api_event, claims, "/v1/conversations")["items"]

@@ -19,6 +19,7 @@ from typing import Any
 
 from gateway.config import Settings
 from gateway.domain import errors as e
+from gateway.observability import logger, metrics
 
 EMPTY_TWIML = "<Response/>"
 
@@ -121,8 +122,6 @@ def answer(label: str, *, rejected: str, failed: str, handle: Callable[[], dict[
     rejected". Anything else is ours (storage, KMS): a 500 so that the provider retries or calls its fallback URL
     instead of the message being lost, counted under ``failed`` (the webhook-5xx alarm's metric) and logged with
     its traceback as "<label> failed" (docs/operations.md)."""
-    from gateway.observability import logger, metrics
-
     try:
         return handle()
     except e.DomainError as error:

@@ -130,7 +130,7 @@ class _CountingReader(io.RawIOBase):
             self.digest.update(data)
             pieces.append(data)
             wanted -= len(data)
-        return pieces[0] if len(pieces) == 1 else b"".join(pieces)
+        return b"".join(pieces)  # one piece: returned as it is, not copied
 
     def readinto(self, target: Any) -> int:
         data = self.read(len(target))

@@ -9,7 +9,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cold_start, layer_size, media, requests, twilio_webhook
+from bench import cold_start, layer_size, media, parse_speed, requests, twilio_webhook
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "BENCHMARKS.md"
@@ -96,6 +96,20 @@ def main() -> None:
         " runs it, local.moto_transactions) is far slower than DynamoDB, so the last row says more about moto than us.",
         "",
         *twilio_webhook.report(warm),
+        "",
+    ]
+
+    parsed = parse_speed.measure(int(os.environ.get("BENCH_PARSE_ROUNDS", "25")))
+    sections += [
+        "## Meta webhook: signature check + normalization, ours vs pywa 4.5",
+        "",
+        "`python -m bench.parse_speed`: every example of the official spec and every payload of"
+        " `tests/fixtures/meta_webhooks.json`, signed as Meta signs them, handled in one process by ours (signature,"
+        " parse, every item of every change normalized) and by pywa 4.5 (its validator and update handler, a handler"
+        " registered for every update type; it builds the first item of a payload only). Each payload timed for both"
+        " sides in the same round, order alternating; medians.",
+        "",
+        *parse_speed.report(parsed),
         "",
     ]
 

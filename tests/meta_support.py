@@ -83,3 +83,25 @@ def text_message(wamid: str, body: str = "hello", sender: str = CONTACT_WA_ID, *
 
 def status(wamid: str, value: str, *, timestamp: str = "1750263773", **extra: Any) -> dict[str, Any]:
     return {"id": wamid, "status": value, "timestamp": timestamp, "recipient_id": CONTACT_WA_ID, **extra}
+
+
+FIXTURES_PATH = Path(__file__).resolve().parent / "fixtures" / "meta_webhooks.json"
+# The business-scoped user id and the channel's WABA the fixtures use.
+FIXTURE_BSUID = "US.13491208655302741918"
+FIXTURE_WABA_ID = "102290129340398"
+
+
+@lru_cache(maxsize=1)
+def _fixtures() -> dict[str, dict[str, Any]]:
+    return json.loads(FIXTURES_PATH.read_text())
+
+
+def fixture(name: str) -> dict[str, Any]:
+    """A copy of one notification of ``tests/fixtures/meta_webhooks.json``: the shapes WhatsApp added lately
+    (usernames and BSUIDs, edits, deletions, coexistence echoes, groups, WABA-level fields), written from Meta's
+    webhook reference and peers' test data (docs/webhook-fields.md)."""
+    return json.loads(json.dumps(_fixtures()[name]))
+
+
+def fixture_names() -> list[str]:
+    return sorted(_fixtures())

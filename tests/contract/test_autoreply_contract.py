@@ -15,7 +15,7 @@ from gateway.bootstrap import ready
 from gateway.config import Settings, get_settings
 from gateway.domain import ids
 from gateway.domain.channel import AutoReplyConfig, Channel
-from gateway.domain.message import InboundMessage
+from gateway.domain.message import ContactRef, InboundMessage
 from gateway.providers.meta import MetaProvider
 from gateway.providers.twilio import TwilioProvider
 from gateway.services.channels import ChannelPatch, ChannelService, MetaChannelIn, TwilioChannelIn
@@ -46,7 +46,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def _reply_to(processor: InboundProcessor, channel: Channel, provider_message_id: str, text: str) -> MessageModel:
     message = InboundMessage(provider=channel.provider.value, provider_message_id=provider_message_id,
-                             contact_phone=CONTACT, type="text", text=text)
+                             contact=ContactRef(phone=CONTACT), type="text", text=text)
     message_id = MessageRepository().record_inbound(channel, message)
     conversation_id = ids.conversation_id(channel.tenant_id, channel.channel_id, CONTACT)
     items = list(MessageModel.query(MessageModel.partition(channel.tenant_id, conversation_id)))

@@ -21,7 +21,7 @@ from gateway.bootstrap import ready
 from gateway.config import Settings, get_settings
 from gateway.domain import ids
 from gateway.domain.channel import Channel
-from gateway.domain.message import InboundMessage
+from gateway.domain.message import ContactRef, InboundMessage
 from gateway.providers.meta import MetaProvider
 from gateway.providers.twilio import TwilioProvider
 from gateway.services.channels import ChannelService, MetaChannelIn, TwilioChannelIn
@@ -93,7 +93,7 @@ def stack(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 def _conversation(channel: Channel, provider_message_id: str) -> str:
     message = InboundMessage(provider=channel.provider.value, provider_message_id=provider_message_id,
-                             contact_phone=CONTACT, type="text", text="Hi")
+                             contact=ContactRef(phone=CONTACT), type="text", text="Hi")
     MessageRepository().record_inbound(channel, message, now=ids.iso(ids.utcnow() - timedelta(minutes=5)))
     return ids.conversation_id(channel.tenant_id, channel.channel_id, CONTACT)
 

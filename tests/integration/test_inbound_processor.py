@@ -28,7 +28,7 @@ from gateway.bootstrap import ready
 from gateway.config import get_settings
 from gateway.domain import ids
 from gateway.domain.channel import AutoReplyConfig, Channel
-from gateway.domain.message import InboundMessage, MediaRef
+from gateway.domain.message import ContactRef, InboundMessage, MediaRef
 from gateway.domain.status import StatusUpdate
 from gateway.services.channels import ChannelPatch, ChannelService, MetaChannelIn, TwilioChannelIn
 from gateway.store.messages_repo import MessageRepository
@@ -167,7 +167,7 @@ def inbound(channel: Channel, *, text: str | None = "hello", type: str = "text",
     message = InboundMessage(
         provider=channel.provider.value,
         provider_message_id=provider_message_id or ("SM" + os.urandom(16).hex()),
-        contact_phone=CONTACT, type=type, text=text, media=media or [], contact_name="Zoë",
+        contact=ContactRef(phone=CONTACT, name="Zoë"), type=type, text=text, media=media or [],
     )
     message_id = MessageRepository().record_inbound(channel, message)
     assert message_id is not None
@@ -496,7 +496,7 @@ def test_ten_concurrent_deliveries_of_one_message_send_one_reply(stack: Stack) -
 
 def test_a_duplicate_webhook_delivery_does_not_reach_the_processor_twice(stack: Stack) -> None:
     channel = twilio_channel({"mode": "on", **AUTO})
-    message = InboundMessage(provider="twilio", provider_message_id="SM" + "d" * 32, contact_phone=CONTACT,
+    message = InboundMessage(provider="twilio", provider_message_id="SM" + "d" * 32, contact=ContactRef(phone=CONTACT),
                              type="text", text="price")
     assert MessageRepository().record_inbound(channel, message) is not None
     assert MessageRepository().record_inbound(channel, message) is None

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from gateway.bootstrap import ready
 from gateway.domain.channel import Channel, ChannelStatus, Provider
-from gateway.domain.message import InboundMessage, MediaRef
+from gateway.domain.message import ContactRef, InboundMessage, MediaRef
 from gateway.store.messages_repo import MessageRepository
 
 
@@ -27,14 +27,16 @@ def _channel(tenant: str, channel_id: str = "ch_1") -> Channel:
     )
 
 
-def _inbound(i: int, phone: str, **extra: Any) -> InboundMessage:
+def _inbound(
+    i: int, phone: str, contact_name: str | None = None, media: list[MediaRef] | None = None
+) -> InboundMessage:
     return InboundMessage(
         provider="twilio",
         provider_message_id=f"SM{i:032d}",
-        contact_phone=phone,
+        contact=ContactRef(phone=phone, name=contact_name),
         type="text",
         text=f"hello {i}",
-        **extra,
+        media=media or [],
     )
 
 

@@ -27,7 +27,7 @@ from gateway.bootstrap import ready
 from gateway.config import Settings, get_settings
 from gateway.domain import ids
 from gateway.domain.channel import Channel
-from gateway.domain.message import InboundMessage
+from gateway.domain.message import ContactRef, InboundMessage
 from gateway.providers.meta import MetaProvider
 from gateway.providers.twilio import TwilioProvider
 from gateway.services.channels import ChannelService, MetaChannelIn, TwilioChannelIn
@@ -145,8 +145,8 @@ def inbound(channel: Channel, *, hours_ago: float = 1.0, provider_id: str | None
     """A contact message stored like a webhook stores it; returns the conversation id."""
     pmid = provider_id or ("SM" + ids.new_id("x")[2:].ljust(32, "0")[:32] if channel.provider == "twilio"
                            else "wamid." + ids.new_id("in"))
-    message = InboundMessage(provider=channel.provider.value, provider_message_id=pmid, contact_phone=CONTACT,
-                             type="text", text="Hello", contact_name="Zoë")
+    message = InboundMessage(provider=channel.provider.value, provider_message_id=pmid,
+                             contact=ContactRef(phone=CONTACT, name="Zoë"), type="text", text="Hello")
     when = ids.iso(ids.utcnow() - timedelta(hours=hours_ago))
     assert MessageRepository().record_inbound(channel, message, now=when)
     return ids.conversation_id(channel.tenant_id, channel.channel_id, CONTACT)

@@ -44,8 +44,8 @@ def test_text() -> None:
     assert message.type == "text"
     assert message.text == "Does it come in another color?"
     assert message.contact_phone == "+16505551234"
-    assert message.wa_id == "16505551234"
-    assert message.contact_name == "Sheena Nelson"
+    assert message.contact.wa_user_id is None
+    assert message.contact.name == "Sheena Nelson"
     assert message.provider == "meta"
     assert message.provider_message_id.startswith("wamid.")
     assert message.provider_timestamp == "2025-06-08T20:59:43.000Z"
@@ -118,7 +118,7 @@ def test_shared_contacts_keep_their_non_ascii_names() -> None:
     assert card["name"]["formatted_name"] == "Lucía Gómez"
     assert card["phones"][0]["wa_id"] == "19835552319"
     assert message.text == "Lucía Gómez"
-    assert message.contact_name == "Sheena Nelson"  # the sender, not the shared card
+    assert message.contact.name == "Sheena Nelson"  # the sender, not the shared card
 
 
 def test_unsupported_keeps_metas_error_code() -> None:
@@ -180,7 +180,7 @@ def test_system_number_change_has_no_contacts_array() -> None:
     message = only_message(webhook_examples()["System Message"])
     assert message.type == "system"
     assert message.contact_phone == "+16505551234"
-    assert message.contact_name is None
+    assert message.contact.name is None
     assert message.content == {
         "system_type": "user_changed_number",
         "body": "User Sheena Nelson changed from 16505551234 to 12195555358",
@@ -273,7 +273,7 @@ def test_contact_names_are_matched_by_wa_id_across_a_batch() -> None:
         ],
     )
     content = mw.normalize_change(value)
-    assert [(m.contact_phone, m.contact_name) for m in content.messages] == [
+    assert [(m.contact_phone, m.contact.name) for m in content.messages] == [
         ("+16505550001", "First"),
         ("+16505550002", "Second"),
     ]

@@ -17,6 +17,8 @@ from gateway.providers.twilio_webhook import (
     parse_inbound,
     parse_status,
 )
+from hypothesis import given
+from hypothesis import strategies as st
 
 SID = "SM" + "a" * 32
 BASE = {
@@ -46,8 +48,8 @@ def test_text_message() -> None:
     assert message.provider == "twilio"
     assert message.provider_message_id == SID
     assert message.contact_phone == "+14155550100"
-    assert message.contact_name == "Zoë Ñandú 🌵"
-    assert message.wa_id == "14155550100"
+    assert message.contact.name == "Zoë Ñandú 🌵"
+    assert message.contact.wa_user_id is None
     assert message.media == []
     assert message.context is None
 
@@ -169,8 +171,8 @@ def test_profile_name_and_wa_id_absent() -> None:
     params = {k: v for k, v in BASE.items() if k not in {"ProfileName", "WaId"}}
     message = parse_inbound(FormParams({**params, "Body": "hi"}.items()))
 
-    assert message.contact_name is None
-    assert message.wa_id is None
+    assert message.contact.name is None
+    assert message.contact.wa_user_id is None
 
 
 def test_from_falls_back_to_wa_id() -> None:
@@ -325,3 +327,78 @@ def test_statuses_outside_the_vocabulary_are_ignored() -> None:
 def test_status_without_status_is_a_400() -> None:
     with pytest.raises(BadRequest):
         parse_status(status_params(), "t")
+
+
+# ------------------------------------------------------------------------------------ usernames and BSUIDs
+# Twilio's own changelog (2026-07-20, "WhatsApp BSUID Format in Conversations and Webhook Fields") confirms that
+# WhatsApp addresses may be ``whatsapp:<BSUID>`` and names the Programmable Messaging field
+# ``ExternalUserIdentifier``; peers' tests use ``ExternalUserId`` and ``ProfileUsername``. Both spellings are read.
+BSUID = "US.13491208655302741918"
+
+
+def test_a_user_without_a_phone_arrives_with_a_bsuid_in_from() -> None:
+    params = {k: v for k, v in BASE.items() if k != "WaId"}
+    message = parse_inbound(
+        parse_form(
+            urlencode(
+                {**params, "From": f"whatsapp:{BSUID}", "ExternalUserId": BSUID, "ProfileUsername": "@zoe.n",
+                 "Body": "hi"}
+            ).encode()
+        )
+    )
+    assert message.contact_phone is None
+    assert message.contact.wa_user_id == BSUID
+    assert message.contact.username == "zoe.n"
+    assert message.contact.name == "Zoë Ñandú 🌵"
+
+
+@pytest.mark.parametrize("field", ["ExternalUserId", "ExternalUserIdentifier"])
+def test_phone_and_bsuid_together(field: str) -> None:
+    message = parsed(Body="hi", **{field: BSUID, "ProfileUsername": "zoe.n"})
+    assert (message.contact.phone, message.contact.wa_user_id, message.contact.username) == (
+        "+14155550100",
+        BSUID,
+        "zoe.n",
+    )
+
+
+def test_a_malformed_external_user_id_is_ignored_not_stored() -> None:
+    message = parsed(Body="hi", ExternalUserId="not a bsuid")
+    assert message.contact.wa_user_id is None and message.contact.phone == "+14155550100"
+
+
+def test_neither_phone_nor_bsuid_is_a_400_naming_from() -> None:
+    params = {k: v for k, v in BASE.items() if k != "WaId"}
+    with pytest.raises(BadRequest) as caught:
+        parse_inbound(parse_form(urlencode({**params, "From": "whatsapp:somebody", "Body": "hi"}).encode()))
+    assert caught.value.field == "From"
+
+
+@given(
+    phone=st.none() | st.integers(min_value=1_000_000, max_value=999_999_999_999_999).map(str),
+    user_id=st.none() | st.from_regex(r"[A-Z]{2}\.(ENT\.)?[A-Za-z0-9]{1,40}", fullmatch=True),
+    in_from=st.booleans(),
+    username=st.text(max_size=30),
+)
+def test_any_identity_combination_is_a_contact_or_a_400(
+    phone: str | None, user_id: str | None, in_from: bool, username: str
+) -> None:
+    params = {k: v for k, v in BASE.items() if k not in {"WaId", "From"}}
+    if phone is not None:
+        params["From"] = f"whatsapp:+{phone}"
+        params["WaId"] = phone
+    elif user_id is not None and in_from:
+        params["From"] = f"whatsapp:{user_id}"
+    if user_id is not None:
+        params["ExternalUserId"] = user_id
+    params["ProfileUsername"] = username
+    try:
+        message = parse_inbound(parse_form(urlencode({**params, "Body": "x"}).encode()))
+    except BadRequest as error:
+        assert phone is None and user_id is None and error.field == "From"
+        return
+    assert message.contact.phone == (f"+{phone}" if phone else None)
+    assert message.contact.wa_user_id == user_id
+    assert message.contact.username is None or (
+        message.contact.username.strip() and not message.contact.username.startswith("@")
+    )

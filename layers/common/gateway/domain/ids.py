@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import secrets
+import time
 from datetime import UTC, datetime
 
 
@@ -37,6 +38,28 @@ def utcnow() -> datetime:
 def iso(ts: datetime) -> str:
     """ISO 8601 UTC with milliseconds and a Z, sortable as a string."""
     return ts.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{ts.microsecond // 1000:03d}Z"
+
+
+# 9999-12-31T23:59:59Z: beyond it an ISO year has five digits and would no longer sort as text.
+MAX_EPOCH = 253402300799
+
+
+def iso_from_epoch(seconds: int) -> str:
+    """Unix seconds → the same form as ``iso`` (``.000Z``), without building a datetime or calling strftime:
+    the webhook parsers convert a timestamp per message and status. ValueError beyond ``MAX_EPOCH``."""
+    if not 0 <= seconds <= MAX_EPOCH:
+        raise ValueError("timestamp out of range")
+    t = time.gmtime(seconds)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.000Z"
+
+
+def now_iso() -> str:
+    """``iso(utcnow())`` at a third of the cost (no datetime, no strftime): once per webhook request."""
+    now = time.time()
+    whole = int(now)
+    t = time.gmtime(whole)
+    millis = int((now - whole) * 1000)
+    return f"{t.tm_year:04d}-{t.tm_mon:02d}-{t.tm_mday:02d}T{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d}.{millis:03d}Z"
 
 
 def parse_iso(value: str) -> datetime:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -33,7 +34,7 @@ MESSAGE_TYPES = frozenset(
 )
 
 
-@dataclass
+@dataclass(slots=True)
 class MediaRef:
     """One attachment. Webhooks store it ``pending``; the inbound processor moves it to ``stored|failed``."""
 
@@ -49,27 +50,122 @@ class MediaRef:
     reason: str | None = None
 
     def to_item(self) -> dict[str, Any]:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        return {k: v for k in self.__slots__ if (v := getattr(self, k)) is not None}
 
 
-@dataclass
+class Origin(StrEnum):
+    """Who wrote a message the provider reported: the contact, or the business itself from the WhatsApp Business
+    app on a coexistence number (an echo: stored as outbound, docs/webhook-fields.md)."""
+
+    CONTACT = "contact"
+    BUSINESS_APP = "business_app"
+
+
+@dataclass(slots=True, frozen=True)
+class ContactRef:
+    """How a provider identified the person on the other side: a phone number, a business-scoped user id (BSUID,
+    ``wa_user_id``), or both. A user who adopted a WhatsApp username may come with no phone at all.
+
+    ``username`` is stored without its leading ``@``. At least one of ``phone`` / ``wa_user_id`` is set (the
+    parsers refuse an item that has neither).
+    """
+
+    phone: str | None = None
+    wa_user_id: str | None = None
+    parent_user_id: str | None = None
+    username: str | None = None
+    name: str | None = None
+
+    @property
+    def address(self) -> str:
+        """What the provider's send API takes for this contact: the phone when known, else the BSUID."""
+        return self.phone or self.wa_user_id or ""
+
+
+@dataclass(slots=True)
 class InboundMessage:
-    """A message a contact sent to one of a tenant's channels, already verified and normalized."""
+    """A message a provider reported on one of a tenant's channels, already verified and normalized.
+
+    ``origin`` is ``contact`` for what the contact wrote, ``business_app`` for a coexistence echo (what the
+    business wrote from the WhatsApp Business app to the contact). ``group_id``: the message was written in a
+    WhatsApp group (it belongs to the group's conversation, never to the sender's one-to-one).
+    ``provider_timestamp``: when the provider says it happened (ISO 8601), None when absent or implausible.
+    """
 
     provider: str
     provider_message_id: str
-    contact_phone: str
+    contact: ContactRef
     type: str
-    contact_name: str | None = None
-    wa_id: str | None = None
     text: str | None = None
     media: list[MediaRef] = field(default_factory=list)
     location: dict[str, Any] | None = None
     context: dict[str, Any] | None = None
     content: dict[str, Any] | None = None
     provider_timestamp: str | None = None
+    origin: Origin = Origin.CONTACT
+    group_id: str | None = None
+
+    @property
+    def contact_phone(self) -> str | None:
+        return self.contact.phone
 
     def preview(self) -> str:
         if self.text:
             return self.text[:120]
         return f"[{self.type}]"
+
+
+class AmendmentKind(StrEnum):
+    EDIT = "edit"
+    REVOKE = "revoke"
+
+
+@dataclass(slots=True)
+class Amendment:
+    """An edit or a deletion of a message reported earlier (``original_provider_message_id``).
+
+    ``edit``: ``text`` is the new text or caption (None when the edited message has none). ``revoke``: the
+    author deleted it. ``origin`` says whose message it was (the contact's, or the business's from the app).
+    """
+
+    provider: str
+    provider_message_id: str
+    original_provider_message_id: str
+    kind: AmendmentKind
+    contact: ContactRef
+    text: str | None = None
+    provider_timestamp: str | None = None
+    origin: Origin = Origin.CONTACT
+
+
+@dataclass(slots=True)
+class AccountNotice:
+    """Business-account news a provider sent about the account rather than a conversation: a template's status,
+    quality or category, a contact's marketing preference, a number's quality or name, account events.
+
+    ``field`` is the provider's name for it (Meta's webhook field), ``account_id`` the business account it is
+    about (Meta's WABA id), ``phone_number_id`` the number when the notification names one. ``contact`` is set
+    for a contact's preference (``user_preferences``). What the gateway does with each: docs/webhook-fields.md.
+    """
+
+    field: str
+    account_id: str | None
+    phone_number_id: str | None
+    data: dict[str, Any]
+    contact: ContactRef | None = None
+
+
+def effective_created_at(provider_timestamp: str | None, received_at: str, *, max_skew_seconds: int = 300) -> str:
+    """When a message happened, for ordering and the 24-hour window: the provider's timestamp when it is sane
+    (not more than ``max_skew_seconds`` in the future of our arrival time), else the arrival time. Both are the
+    gateway's ISO 8601 form, which sorts as text."""
+    if provider_timestamp is None:
+        return received_at
+    limit = _plus_seconds(received_at, max_skew_seconds)
+    return provider_timestamp if provider_timestamp <= limit else received_at
+
+
+def _plus_seconds(iso_value: str, seconds: int) -> str:
+    from gateway.domain import ids
+
+    return ids.iso(ids.parse_iso(iso_value) + timedelta(seconds=seconds))

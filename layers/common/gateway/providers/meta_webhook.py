@@ -22,13 +22,22 @@ import math
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from gateway.domain import ids
 from gateway.domain import status as st
+from gateway.domain.contact import BSUID as _BSUID
+from gateway.domain.contact import clean_username
 from gateway.domain.errors import BadRequest
-from gateway.domain.message import InboundMessage, MediaRef
+from gateway.domain.message import (
+    AccountNotice,
+    Amendment,
+    AmendmentKind,
+    ContactRef,
+    InboundMessage,
+    MediaRef,
+    Origin,
+)
 from gateway.domain.phone import from_wa_id
 from gateway.providers.send_errors import META as META_ERRORS
 
@@ -36,6 +45,7 @@ PROVIDER = "meta"
 SIGNATURE_HEADER = "x-hub-signature-256"
 WHATSAPP_OBJECT = "whatsapp_business_account"
 MESSAGES_FIELD = "messages"
+ECHOES_FIELD = "smb_message_echoes"
 # Meta's notifications are at most 3 MB; a little margin for whatever API Gateway adds, nothing more.
 MAX_BODY_BYTES = 3 * 1024 * 1024 + 64 * 1024
 # DynamoDB items are ≤ 400 KB: a message's free-form parts (content, context) are bounded well below that.
@@ -51,6 +61,11 @@ _CHALLENGE = re.compile(r"[A-Za-z0-9._-]{1,128}")
 _VERIFY_TOKEN = re.compile(r"[A-Za-z0-9._~\-]{8,128}")
 _GRAPH_ID = re.compile(r"[0-9]{1,32}")
 _MAX_ID = 256
+_ID = re.compile(r"\S{1,256}")
+_EPOCH = re.compile(r"[0-9]{1,12}")
+# Meta's wa_id / from: the phone number's digits (E.164 without the +, DESIGN §2: 7-15 digits, no leading 0).
+_WA_ID = re.compile(r"\+?[1-9][0-9]{6,14}")
+_GROUP_ID = re.compile(r"[0-9A-Za-z@._:-]{1,128}")
 
 
 # ---------------------------------------------------------------------------------------- verification GET
@@ -86,12 +101,11 @@ def signature_valid(body: bytes, digest: bytes | None, app_secret: str | None) -
     """Constant-time check of ``digest`` against HMAC-SHA256(app_secret, body). Fails closed without a secret."""
     if not app_secret or digest is None:
         return False
-    expected = hmac.new(app_secret.encode("utf-8"), body, hashlib.sha256).digest()
-    return hmac.compare_digest(expected, digest)
+    return hmac.compare_digest(hmac.digest(app_secret.encode("utf-8"), body, "sha256"), digest)
 
 
 # ---------------------------------------------------------------------------------------------- structure
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Change:
     """One ``entry[].changes[]`` item."""
 
@@ -101,10 +115,17 @@ class Change:
     phone_number_id: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Notification:
     object: str | None
     changes: list[Change]
+    size: int = 0  # bytes of the body
+
+    @property
+    def waba_ids(self) -> list[str]:
+        """The WhatsApp Business Account ids (``entry[].id``) of changes that name no phone number: their only
+        way to a channel (docs/decisions.md, "WABA-level notifications")."""
+        return list(dict.fromkeys(c.entry_id for c in self.changes if c.phone_number_id is None and c.entry_id))
 
     @property
     def whatsapp(self) -> bool:
@@ -164,6 +185,10 @@ def without_lone_surrogates(data: Any) -> Any:
     return data
 
 
+# Built once: ``json.loads`` with hooks builds a new decoder on every call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
+
+
 def parse_notification(body: bytes) -> Notification:
     """The notification's entries and changes. BadRequest when the body is not JSON of Meta's shape.
 
@@ -172,55 +197,65 @@ def parse_notification(body: bytes) -> Notification:
     """
     try:
         text = body.decode("utf-8")
-        data = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        data = _DECODER.decode(text)
     except (ValueError, RecursionError) as error:  # JSONDecodeError and UnicodeDecodeError are ValueErrors
         raise BadRequest("The request body is not valid UTF-8 JSON.") from error
-    if _SURROGATE_ESCAPE.search(text):
+    if ("\\ud" in text or "\\uD" in text) and _SURROGATE_ESCAPE.search(text):  # substring tests are cheap
         data = without_lone_surrogates(data)
-    if not isinstance(data, dict):
+    if type(data) is not dict:
         raise BadRequest("The request body must be a JSON object.")
     kind = data.get("object")
-    if not isinstance(kind, str):
+    if type(kind) is not str:
         raise BadRequest("The notification has no 'object'.", field="object")
     if kind != WHATSAPP_OBJECT:
-        return Notification(kind, [])
+        return Notification(kind, [], len(body))
     entries = data.get("entry")
-    if not isinstance(entries, list):
+    if type(entries) is not list:
         raise BadRequest("'entry' must be a list.", field="entry")
     changes: list[Change] = []
     for i, entry in enumerate(entries):
-        if not isinstance(entry, dict) or not isinstance(entry.get("changes", []), list):
+        entry_changes = entry.get("changes", _NO_CHANGES) if type(entry) is dict else None
+        if type(entry_changes) is not list:
             raise BadRequest(f"entry[{i}] must be an object with a 'changes' list.", field=f"entry[{i}]")
-        entry_id = entry.get("id")
-        for j, change in enumerate(entry.get("changes") or []):
-            where = f"entry[{i}].changes[{j}]"
-            if not isinstance(change, dict) or not isinstance(change.get("field"), str):
+        entry_id = _entry_id(entry.get("id"))
+        for j, change in enumerate(entry_changes):
+            name = change.get("field") if type(change) is dict else None
+            if type(name) is not str:
+                where = f"entry[{i}].changes[{j}]"
                 raise BadRequest(f"{where} must be an object with a 'field'.", field=where)
             value = change.get("value")
-            if not isinstance(value, dict):
-                if change["field"] == MESSAGES_FIELD:
+            numbered = name in _NUMBERED_FIELDS
+            if type(value) is not dict:
+                if numbered:
+                    where = f"entry[{i}].changes[{j}]"
                     raise BadRequest(f"{where}.value must be an object.", field=f"{where}.value")
                 value = {}
-            changes.append(
-                Change(
-                    entry_id=str(entry_id) if isinstance(entry_id, (str, int)) else None,
-                    field=change["field"],
-                    value=value,
-                    phone_number_id=_phone_number_id(value, where, required=change["field"] == MESSAGES_FIELD),
-                )
-            )
-    return Notification(kind, changes)
+            changes.append(Change(entry_id, name, value, _phone_number_id(value, i, j, required=numbered)))
+    return Notification(kind, changes, len(body))
 
 
-def _phone_number_id(value: Mapping[str, Any], where: str, *, required: bool) -> str | None:
+_NO_CHANGES: list[Any] = []  # an entry without "changes" (never mutated)
+# Fields whose value must name the business number it is about (metadata.phone_number_id).
+_NUMBERED_FIELDS = frozenset({MESSAGES_FIELD, ECHOES_FIELD})
+
+
+def _entry_id(raw: Any) -> str | None:
+    """``entry[].id``: the WABA id (numeric). Anything else cannot name a WABA and is ignored."""
+    text = str(raw) if type(raw) in (str, int) else None
+    return text if text is not None and _GRAPH_ID.fullmatch(text) else None
+
+
+def _phone_number_id(value: Mapping[str, Any], i: int, j: int, *, required: bool) -> str | None:
     metadata = value.get("metadata")
-    raw = metadata.get("phone_number_id") if isinstance(metadata, dict) else None
-    if raw is None or isinstance(raw, bool):
+    raw = metadata.get("phone_number_id") if type(metadata) is dict else None
+    if raw is None or type(raw) is bool:
         if required:
+            where = f"entry[{i}].changes[{j}]"
             raise BadRequest(f"{where}.value.metadata.phone_number_id is missing.", field=f"{where}.value.metadata")
         return None
-    text = str(raw)
-    if not isinstance(raw, (str, int)) or not _GRAPH_ID.fullmatch(text):
+    text = raw if type(raw) is str else str(raw)
+    if type(raw) not in (str, int) or not _GRAPH_ID.fullmatch(text):
+        where = f"entry[{i}].changes[{j}]"
         raise BadRequest(f"{where}.value.metadata.phone_number_id must be a numeric id.", field=f"{where}.value")
     return text
 
@@ -230,90 +265,226 @@ class ItemRejected(ValueError):
     """One message or status inside an authentic notification that cannot be used (reported, skipped)."""
 
 
-@dataclass
+@dataclass(slots=True)
 class ChangeContent:
-    """What one ``messages`` change carries, normalized."""
+    """What one change carries, normalized (docs/webhook-fields.md says what the gateway does with each)."""
 
-    messages: list[InboundMessage] = field(default_factory=list)
+    webhook_field: str = MESSAGES_FIELD
+    messages: list[InboundMessage] = field(default_factory=list)  # contacts' messages and business-app echoes
+    amendments: list[Amendment] = field(default_factory=list)  # edits and deletions
     statuses: list[st.StatusUpdate] = field(default_factory=list)
     errors: list[dict[str, Any]] = field(default_factory=list)
+    notices: list[AccountNotice] = field(default_factory=list)  # WABA-level news: templates, consent, health
     ignored_statuses: list[str] = field(default_factory=list)  # provider statuses outside our vocabulary
     rejected: list[str] = field(default_factory=list)  # why an item was skipped (no ids, no content)
 
+    @property
+    def items(self) -> int:
+        return len(self.messages) + len(self.amendments) + len(self.statuses) + len(self.notices)
 
-def normalize_change(value: Mapping[str, Any], *, now: str | None = None) -> ChangeContent:
-    """Every message, status and error of one ``value``; unusable items land in ``rejected``."""
-    content = ChangeContent()
-    names = contact_names(value.get("contacts"))
-    for kind, items in (("messages", value.get("messages")), ("statuses", value.get("statuses"))):
-        if items is not None and not isinstance(items, list):
-            content.rejected.append(f"'{kind}' is not a list")
-    for raw in _list(value.get("messages")):
-        try:
-            content.messages.append(normalize_message(raw, names))
-        except ItemRejected as error:
-            content.rejected.append(str(error))
-    for raw in _list(value.get("statuses")):
-        try:
-            update = normalize_status(raw, now=now)
-        except ItemRejected as error:
-            content.rejected.append(str(error))
-            continue
-        if update is None:
-            content.ignored_statuses.append(str(raw.get("status")))
-        else:
-            content.statuses.append(update)
-    content.errors = [normalize_error(e) for e in _list(value.get("errors")) if isinstance(e, dict)]
+
+def normalize(notification: Notification, *, now: str | None = None) -> list[ChangeContent]:
+    """Every change of a parsed notification, normalized (one ``ChangeContent`` per change, in order). ``now``
+    stands in for a missing timestamp (computed only when one is missing)."""
+    small = notification.size <= MAX_ITEM_JSON  # no part of a small body can outgrow an item: skip measuring
+    return [
+        normalize_change(c.value, field=c.field, now=now, small=small, waba_id=c.entry_id)
+        for c in notification.changes
+    ]
+
+
+def normalize_change(
+    value: Mapping[str, Any],
+    *,
+    field: str = MESSAGES_FIELD,
+    now: str | None = None,
+    small: bool = False,
+    waba_id: str | None = None,
+) -> ChangeContent:
+    """Every message, echo, edit, status, error and notice of one ``value``; unusable items land in ``rejected``."""
+    content = ChangeContent(webhook_field=field)
+    handler = _FIELDS.get(field)
+    if handler is None:
+        return content  # counted by the service; nothing in it for the gateway
+    handler(content, value, now, small, waba_id)
     return content
 
 
-def contact_names(contacts: Any) -> dict[str, str]:
-    """``wa_id`` → profile name from ``value.contacts`` (messages are matched to their sender by ``wa_id``)."""
-    names: dict[str, str] = {}
-    for contact in _list(contacts):
-        if not isinstance(contact, dict):
-            continue
-        wa_id, profile = contact.get("wa_id"), contact.get("profile")
-        name = profile.get("name") if isinstance(profile, dict) else None
-        if isinstance(wa_id, (str, int)) and isinstance(name, str) and name.strip():
-            names[str(wa_id)] = name.strip()[:256]
-    return names
+def _messages_field(
+    content: ChangeContent, value: Mapping[str, Any], now: str | None, small: bool, waba_id: str | None
+) -> None:
+    people = _People(value.get("contacts"))
+    raw_messages, raw_statuses = value.get("messages"), value.get("statuses")
+    for kind, items in (("messages", raw_messages), ("statuses", raw_statuses)):
+        if items is not None and type(items) is not list:
+            content.rejected.append(f"'{kind}' is not a list")
+    if type(raw_messages) is list:
+        for raw in raw_messages:
+            try:
+                _append(content, normalize_message(raw, people, small=small))
+            except ItemRejected as error:
+                content.rejected.append(str(error))
+    if type(raw_statuses) is list:
+        for raw in raw_statuses:
+            try:
+                update = normalize_status(raw, now=now, small=small)
+            except ItemRejected as error:
+                content.rejected.append(str(error))
+                continue
+            if update is None:
+                content.ignored_statuses.append(str(raw.get("status")))
+            else:
+                content.statuses.append(update)
+    errors = value.get("errors")
+    if type(errors) is list:
+        content.errors = [normalize_error(e) for e in errors if type(e) is dict]
 
 
-def normalize_message(raw: Any, names: Mapping[str, str] | None = None) -> InboundMessage:
-    """One ``value.messages[]`` item → InboundMessage. ItemRejected when it has no usable id or sender."""
-    if not isinstance(raw, dict):
+def _echoes_field(
+    content: ChangeContent, value: Mapping[str, Any], now: str | None, small: bool, waba_id: str | None
+) -> None:
+    """``smb_message_echoes``: what the business wrote from the WhatsApp Business app (``from`` = the business,
+    ``to`` = the contact)."""
+    people = _People(value.get("contacts"))
+    echoes = value.get("message_echoes")
+    if echoes is not None and type(echoes) is not list:
+        content.rejected.append("'message_echoes' is not a list")
+        return
+    for raw in echoes or ():
+        try:
+            _append(content, normalize_message(raw, people, small=small, origin=Origin.BUSINESS_APP))
+        except ItemRejected as error:
+            content.rejected.append(str(error))
+
+
+def _append(content: ChangeContent, item: InboundMessage | Amendment) -> None:
+    if type(item) is Amendment:
+        content.amendments.append(item)
+    else:
+        content.messages.append(item)  # type: ignore[arg-type]
+
+
+class _People:
+    """``value.contacts[]`` indexed by ``wa_id`` and by ``user_id``: who a message's sender (or an echo's
+    recipient) is, with profile name, username and parent BSUID."""
+
+    __slots__ = ("by_id",)
+
+    def __init__(self, contacts: Any) -> None:
+        self.by_id: dict[str, dict[str, Any]] = {}
+        if type(contacts) is not list:
+            return
+        for contact in contacts:
+            if type(contact) is not dict:
+                continue
+            for key in ("wa_id", "user_id"):
+                known = contact.get(key)
+                if type(known) is str and known:
+                    self.by_id[known] = contact
+                elif type(known) is int:
+                    self.by_id[str(known)] = contact
+
+    def ref(self, phone_field: Any, user_field: Any, parent_field: Any, where: str) -> ContactRef:
+        """The contact named by a message's ``from``/``from_user_id`` (or an echo's ``to``/``to_user_id``).
+        ``from`` may itself hold a BSUID (a user without a shared phone number). ItemRejected with neither."""
+        phone = user_id = None
+        raw_phone = str(phone_field) if type(phone_field) is int else phone_field
+        if type(raw_phone) is str and raw_phone:
+            if _WA_ID.fullmatch(raw_phone):
+                phone = "+" + raw_phone.lstrip("+")
+            elif _BSUID.fullmatch(raw_phone):
+                user_id = raw_phone
+            else:
+                raise ItemRejected(f"{where}: the sender is neither a phone number nor a WhatsApp user id")
+        if type(user_field) is str and user_field:
+            if not _BSUID.fullmatch(user_field):
+                raise ItemRejected(f"{where}: the WhatsApp user id is malformed")
+            user_id = user_field
+        if phone is None and user_id is None:
+            raise ItemRejected(f"{where} has no sender")
+        contact = (self.by_id.get(phone_field) if type(phone_field) is str else None) or (
+            self.by_id.get(user_id) if user_id else None
+        )
+        name = username = parent = None
+        if contact is not None:
+            profile = contact.get("profile")
+            if type(profile) is dict:
+                name = _name(profile.get("name"))
+                username = clean_username(profile.get("username"))
+            if user_id is None:
+                known = contact.get("user_id")
+                user_id = known if type(known) is str and _BSUID.fullmatch(known) else None
+            parent = contact.get("parent_user_id")
+        if type(parent_field) is str:
+            parent = parent_field
+        if type(parent) is not str or not _BSUID.fullmatch(parent):
+            parent = None
+        return ContactRef(phone=phone, wa_user_id=user_id, parent_user_id=parent, username=username, name=name)
+
+
+def contact_ref(raw: Mapping[str, Any], contacts: Any = None) -> ContactRef:
+    """The sender of one ``value.messages[]`` item (tests, other callers); ItemRejected when there is none."""
+    return _People(contacts).ref(raw.get("from"), raw.get("from_user_id"), raw.get("from_parent_user_id"), "message")
+
+
+def normalize_message(
+    raw: Any, people: _People | None = None, *, small: bool = False, origin: Origin = Origin.CONTACT
+) -> InboundMessage | Amendment:
+    """One ``value.messages[]`` (or ``message_echoes[]``) item → InboundMessage, or an Amendment for ``edit`` /
+    ``revoke``. ItemRejected when it has no usable id or contact."""
+    if type(raw) is not dict:
         raise ItemRejected("a message is not an object")
     message_id = _identifier(raw.get("id"), "message id")
-    sender = raw.get("from")
-    if isinstance(sender, int) and not isinstance(sender, bool):
-        sender = str(sender)
-    if not isinstance(sender, str):
-        raise ItemRejected(f"message {message_id} has no 'from'")
-    try:
-        phone = from_wa_id(sender)
-    except ValueError as error:
-        raise ItemRejected(f"message {message_id}: 'from' is not a phone number") from error
-    meta_type = _str(raw.get("type")) or "unsupported"
-    message = InboundMessage(
-        provider=PROVIDER,
-        provider_message_id=message_id,
-        contact_phone=phone,
-        type=meta_type,
-        contact_name=(names or {}).get(sender),
-        wa_id=sender,
-        provider_timestamp=_timestamp(raw.get("timestamp")),
-    )
+    people = people or _NOBODY
+    if origin is Origin.BUSINESS_APP:
+        contact = people.ref(raw.get("to"), raw.get("to_user_id"), raw.get("to_parent_user_id"), f"echo {message_id}")
+    else:
+        contact = people.ref(
+            raw.get("from"), raw.get("from_user_id"), raw.get("from_parent_user_id"), f"message {message_id}"
+        )
+    meta_type = raw.get("type")
+    if type(meta_type) is not str or not meta_type:
+        meta_type = "unsupported"
+    timestamp = _timestamp(raw.get("timestamp"))
+    if meta_type in _AMENDMENTS:
+        return _amendment(raw, message_id, meta_type, contact, timestamp, origin)
+    message = InboundMessage(PROVIDER, message_id, contact, meta_type, provider_timestamp=timestamp, origin=origin)
     _FILL.get(meta_type, _unsupported)(message, raw)
-    message.context = _bounded(_context(raw))
-    message.content = _bounded(message.content)
-    if message.text is not None:
+    if "context" in raw or "referral" in raw:
+        message.context = _context(raw)
+    group = raw.get("group_id")
+    if type(group) is str and _GROUP_ID.fullmatch(group):
+        message.group_id = group
+    if not small:
+        message.context = _bounded(message.context)
+        message.content = _bounded(message.content)
+    if message.text is not None and len(message.text) > MAX_TEXT:
         message.text = message.text[:MAX_TEXT]
     return message
 
 
+_AMENDMENTS = {"edit": AmendmentKind.EDIT, "revoke": AmendmentKind.REVOKE}
+
+
+def _amendment(
+    raw: dict[str, Any], message_id: str, meta_type: str, contact: ContactRef, timestamp: str | None, origin: Origin
+) -> Amendment:
+    body = _obj(raw, meta_type)
+    original = _identifier(body.get("original_message_id"), f"{meta_type} {message_id}: original message id")
+    text = None
+    if meta_type == "edit":
+        edited = _obj(body, "message")
+        kind = edited.get("type")
+        inner = _obj(edited, kind) if type(kind) is str else {}
+        text = _short(inner.get("body") if kind == "text" else inner.get("caption"), MAX_TEXT)
+    return Amendment(PROVIDER, message_id, original, _AMENDMENTS[meta_type], contact, text, timestamp, origin)
+
+
 def _text(message: InboundMessage, raw: dict[str, Any]) -> None:
-    message.text = _str(_obj(raw, "text").get("body"))
+    body = raw.get("text")
+    if type(body) is dict:
+        text = body.get("body")
+        message.text = text if type(text) is str and text.strip() else _str(text)
 
 
 def _media(message: InboundMessage, raw: dict[str, Any]) -> None:
@@ -330,8 +501,8 @@ def _media(message: InboundMessage, raw: dict[str, Any]) -> None:
         ref.status, ref.reason = "failed", "missing_media_id" if media_id is None else "invalid_media_id"
     message.media = [ref]
     message.text = ref.caption
-    flags = {key: True for key in ("voice", "animated") if body.get(key) is True}
-    message.content = flags or None
+    if body.get("voice") is True or body.get("animated") is True:
+        message.content = {key: True for key in ("voice", "animated") if body.get(key) is True}
 
 
 def _location(message: InboundMessage, raw: dict[str, Any]) -> None:
@@ -402,6 +573,9 @@ def _system(message: InboundMessage, raw: dict[str, Any]) -> None:
     new_wa_id = _str(body.get("wa_id")) or _str(body.get("new_wa_id"))
     if new_wa_id is not None:
         content["new_wa_id"] = new_wa_id
+    for key in ("user_id", "new_user_id", "parent_user_id"):
+        if (known := _str(body.get(key))) is not None:
+            content[key] = known
     for key in ("identity", "customer"):
         if key in body:
             content[key] = body[key]
@@ -471,13 +645,25 @@ def _context(raw: Mapping[str, Any]) -> dict[str, Any] | None:
 
 
 # ------------------------------------------------------------------------------------------------ statuses
-def normalize_status(raw: Any, *, now: str | None = None) -> st.StatusUpdate | None:
+_STATUS_DETAILS = (
+    "recipient_id",
+    "recipient_user_id",
+    "recipient_parent_user_id",
+    "recipient_type",
+    "conversation",
+    "pricing",
+    "biz_opaque_callback_data",
+)
+
+
+def normalize_status(raw: Any, *, now: str | None = None, small: bool = False) -> st.StatusUpdate | None:
     """One ``value.statuses[]`` item → StatusUpdate; None for a status outside the contract's vocabulary.
 
     Errors become the contract's normalized error (the first one; all are kept in details when several);
-    ``pricing``, ``conversation``, the recipient and ``biz_opaque_callback_data`` are kept in details.
+    ``pricing``, ``conversation``, the recipient (phone and/or BSUID) and ``biz_opaque_callback_data`` are kept
+    in details.
     """
-    if not isinstance(raw, dict):
+    if type(raw) is not dict:
         raise ItemRejected("a status is not an object")
     message_id = _identifier(raw.get("id"), "status message id")
     provider_status = _str(raw.get("status"))
@@ -486,12 +672,9 @@ def normalize_status(raw: Any, *, now: str | None = None) -> st.StatusUpdate | N
     status = st.from_meta(provider_status)
     if status is None:
         return None
-    errors = [normalize_error(e) for e in _list(raw.get("errors")) if isinstance(e, dict)]
-    details: dict[str, Any] = {
-        key: raw[key]
-        for key in ("recipient_id", "recipient_type", "conversation", "pricing", "biz_opaque_callback_data")
-        if key in raw
-    }
+    raw_errors = raw.get("errors")
+    errors = [normalize_error(e) for e in raw_errors if type(e) is dict] if type(raw_errors) is list else []
+    details: dict[str, Any] = {key: raw[key] for key in _STATUS_DETAILS if key in raw}
     error = None
     if status == st.FAILED:
         error = errors[0] if errors else normalize_error({})
@@ -502,9 +685,9 @@ def normalize_status(raw: Any, *, now: str | None = None) -> st.StatusUpdate | N
         provider_message_id=message_id,
         status=status,
         provider_status=provider_status.lower(),
-        at=_timestamp(raw.get("timestamp")) or now or ids.iso(ids.utcnow()),
+        at=_timestamp(raw.get("timestamp")) or now or ids.now_iso(),
         error=error,
-        details=_bounded(details) or None,
+        details=(details if small else _bounded(details)) or None,
     )
 
 
@@ -531,6 +714,133 @@ def normalize_error(raw: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
+# ----------------------------------------------------------------------------------- WABA-level notices
+def _template_field(
+    content: ChangeContent, value: Mapping[str, Any], now: str | None, small: bool, waba_id: str | None
+) -> None:
+    """``message_template_status_update`` / ``_quality_update`` / ``_components_update`` and
+    ``template_category_update``: one template (id, name, language) and what changed about it."""
+    template_id = _str(value.get("message_template_id"))
+    if template_id is None:
+        content.rejected.append(f"{content.webhook_field} without message_template_id")
+        return
+    data: dict[str, Any] = {
+        "template_id": template_id,
+        "name": _short(value.get("message_template_name"), MAX_FIELD),
+        "language": _short(value.get("message_template_language"), 32),
+    }
+    for source, target in _TEMPLATE_KEYS.get(content.webhook_field, ()):
+        if (known := _str(value.get(source))) is not None:
+            data[target] = known[:MAX_FIELD]
+    other = value.get("other_info")
+    if type(other) is dict:
+        data["info"] = {k: v[:MAX_FIELD] for k in ("title", "description") if type(v := other.get(k)) is str}
+    content.notices.append(AccountNotice(content.webhook_field, waba_id, None, data))
+
+
+_TEMPLATE_KEYS: dict[str, tuple[tuple[str, str], ...]] = {
+    "message_template_status_update": (
+        ("event", "status"),
+        ("reason", "reason"),
+        ("message_template_category", "category"),
+    ),
+    "message_template_quality_update": (
+        ("new_quality_score", "quality"),
+        ("previous_quality_score", "previous_quality"),
+    ),
+    "template_category_update": (("new_category", "category"), ("previous_category", "previous_category")),
+    "message_template_components_update": (
+        ("message_template_element", "body"),
+        ("message_template_title", "header"),
+        ("message_template_footer", "footer"),
+    ),
+}
+
+
+def _preferences_field(
+    content: ChangeContent, value: Mapping[str, Any], now: str | None, small: bool, waba_id: str | None
+) -> None:
+    """``user_preferences``: a contact stopped or resumed marketing messages (honoured as consent)."""
+    people = _People(value.get("contacts"))
+    phone_number_id = _metadata_id(value)
+    for raw in _list(value.get("user_preferences")):
+        if type(raw) is not dict:
+            content.rejected.append("a user preference is not an object")
+            continue
+        try:
+            contact = people.ref(raw.get("wa_id"), raw.get("user_id"), raw.get("parent_user_id"), "user preference")
+        except ItemRejected as error:
+            content.rejected.append(str(error))
+            continue
+        choice = _str(raw.get("value"))
+        if choice not in {"stop", "resume"}:
+            content.rejected.append(f"user preference value {str(choice)[:20]!r} is not stop/resume")
+            continue
+        data = {
+            "category": _short(raw.get("category"), 64),
+            "marketing_opted_out": choice == "stop",
+            "at": _timestamp(raw.get("timestamp")) or now or ids.now_iso(),
+            "detail": _short(raw.get("detail"), MAX_FIELD),
+        }
+        content.notices.append(AccountNotice(content.webhook_field, waba_id, phone_number_id, data, contact))
+
+
+def _number_field(
+    content: ChangeContent, value: Mapping[str, Any], now: str | None, small: bool, waba_id: str | None
+) -> None:
+    """``phone_number_quality_update`` / ``phone_number_name_update``: news about one of the WABA's numbers, named
+    by its display number (these notifications carry no phone_number_id)."""
+    data = {
+        key: text[:MAX_FIELD]
+        for key in (
+            "display_phone_number",
+            "event",
+            "current_limit",
+            "old_limit",
+            "max_daily_conversations_per_business",
+            "decision",
+            "requested_verified_name",
+            "rejection_reason",
+        )
+        if (text := _str(value.get(key))) is not None
+    }
+    content.notices.append(AccountNotice(content.webhook_field, waba_id, None, data))
+
+
+def _account_field(
+    content: ChangeContent, value: Mapping[str, Any], now: str | None, small: bool, waba_id: str | None
+) -> None:
+    """``account_update``, ``account_review_update``, ``business_capability_update``, ``security``: recorded with
+    their event (or decision) so that operators see them; nothing in the gateway changes."""
+    data = {key: text[:MAX_FIELD] for key in ("event", "decision") if (text := _str(value.get(key))) is not None}
+    content.notices.append(AccountNotice(content.webhook_field, waba_id, None, data))
+
+
+def _metadata_id(value: Mapping[str, Any]) -> str | None:
+    metadata = value.get("metadata")
+    known = metadata.get("phone_number_id") if type(metadata) is dict else None
+    return str(known) if type(known) in (str, int) else None
+
+
+_FIELDS: dict[str, Callable[[ChangeContent, Mapping[str, Any], str | None, bool, str | None], None]] = {
+    MESSAGES_FIELD: _messages_field,
+    ECHOES_FIELD: _echoes_field,
+    "message_template_status_update": _template_field,
+    "message_template_quality_update": _template_field,
+    "message_template_components_update": _template_field,
+    "template_category_update": _template_field,
+    "user_preferences": _preferences_field,
+    "phone_number_quality_update": _number_field,
+    "phone_number_name_update": _number_field,
+    "account_update": _account_field,
+    "account_review_update": _account_field,
+    "business_capability_update": _account_field,
+    "security": _account_field,
+}
+# Fields the gateway parses (everything else is counted by name and answered 200): docs/webhook-fields.md.
+HANDLED_FIELDS = frozenset(_FIELDS)
+
+
 # ------------------------------------------------------------------------------------------------- helpers
 def _list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else []
@@ -543,12 +853,12 @@ def _obj(raw: Mapping[str, Any], key: str) -> dict[str, Any]:
 
 def _str(value: Any) -> str | None:
     """A non-blank string (numbers as their text), else None."""
-    if isinstance(value, bool) or value is None:
+    if type(value) is str:
+        return value if value.strip() else None
+    if value is None or isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
         return str(value)
-    if isinstance(value, str) and value.strip():
-        return value
     return None
 
 
@@ -558,11 +868,21 @@ def _short(value: Any, limit: int) -> str | None:
     return text[:limit] if text is not None else None
 
 
+def _name(value: Any) -> str | None:
+    if type(value) is not str:
+        return None
+    name = value.strip()
+    return name[:256] if name else None
+
+
 def _identifier(value: Any, what: str) -> str:
-    text = _str(value)
-    if text is None or len(text) > _MAX_ID or any(c.isspace() for c in text):
-        raise ItemRejected(f"{what} is missing or malformed")
-    return text
+    """A provider id: 1-256 characters, none of them whitespace (one C-level regex match, no per-character loop)."""
+    if type(value) is str:
+        if _ID.fullmatch(value):
+            return value
+    elif type(value) is int:
+        return str(value)
+    raise ItemRejected(f"{what} is missing or malformed")
 
 
 def _phone_or_raw(value: str) -> str:
@@ -573,21 +893,27 @@ def _phone_or_raw(value: str) -> str:
 
 
 def _timestamp(value: Any) -> str | None:
-    """Meta's unix seconds (a string) → ISO 8601 UTC; None when absent or implausible."""
-    text = _str(value)
-    if text is None or not text.isdigit() or len(text) > 12:
+    """Meta's unix seconds (a string, sometimes a number) → ISO 8601 UTC; None when absent or implausible."""
+    if type(value) is str:
+        if not _EPOCH.fullmatch(value):
+            return None
+        seconds = int(value)
+    elif type(value) is int:
+        seconds = value
+    else:
         return None
-    try:
-        return ids.iso(datetime.fromtimestamp(int(text), UTC))
-    except (OverflowError, OSError, ValueError):
-        return None
+    return ids.iso_from_epoch(seconds) if 0 < seconds <= ids.MAX_EPOCH else None
 
 
 def _bounded(value: dict[str, Any] | None) -> dict[str, Any] | None:
-    """Free-form parts stay well inside DynamoDB's item limit; oversized ones are replaced by a marker."""
+    """Free-form parts stay well inside DynamoDB's item limit; oversized ones are replaced by a marker. Only
+    called for bodies larger than the limit itself (``normalize``): a smaller body cannot hold a larger part."""
     if value is None:
         return None
     size = len(json.dumps(value, ensure_ascii=False, default=str))
     if size <= MAX_ITEM_JSON:
         return value
     return {"truncated": True, "size": size}
+
+
+_NOBODY = _People(None)

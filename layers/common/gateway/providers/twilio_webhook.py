@@ -14,6 +14,7 @@ is Twilio's and what it means.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import hmac
 import json
@@ -23,8 +24,9 @@ from typing import Any
 from urllib.parse import ParseResult, parse_qsl, urlparse
 
 from gateway.domain import status as st
+from gateway.domain.contact import clean_username, is_bsuid
 from gateway.domain.errors import BadRequest
-from gateway.domain.message import MESSAGE_TYPES, InboundMessage, MediaRef
+from gateway.domain.message import MESSAGE_TYPES, ContactRef, InboundMessage, MediaRef
 from gateway.domain.phone import from_twilio_address, from_wa_id
 from gateway.providers import send_errors
 from gateway.providers.send_errors import ErrorRule
@@ -265,19 +267,41 @@ def _channel_metadata(params: FormParams) -> Any:
     return value
 
 
+def contact_ref(params: FormParams) -> ContactRef:
+    """Who wrote: ``From`` is ``whatsapp:+<E.164>`` or, for a user who shares no phone number,
+    ``whatsapp:<BSUID>``; ``WaId`` carries the phone's digits, ``ExternalUserId`` the BSUID (Twilio's changelog
+    names the field ``ExternalUserIdentifier``: both are read), ``ProfileUsername`` the WhatsApp username.
+    BadRequest naming ``From`` when none of them identifies anyone (docs/webhook-fields.md)."""
+    raw_from = params.value("From") or ""
+    address = raw_from[len("whatsapp:") :] if raw_from.lower().startswith("whatsapp:") else raw_from
+    phone = user_id = None
+    try:
+        phone = from_twilio_address(raw_from) if raw_from else None
+    except ValueError:
+        if is_bsuid(address.strip()):
+            user_id = address.strip()
+    if phone is None:
+        wa_id = params.value("WaId")
+        if wa_id is not None and wa_id.isdigit():
+            with contextlib.suppress(ValueError):  # digits, but not a phone number ("0", thirty of them)
+                phone = from_wa_id(wa_id)
+    for name in ("ExternalUserId", "ExternalUserIdentifier"):
+        external = params.value(name)
+        if external is not None and is_bsuid(external):
+            user_id = external
+            break
+    if phone is None and user_id is None:
+        if raw_from or params.value("WaId"):
+            raise BadRequest("Neither From nor WaId is a WhatsApp phone number or user id.", field="From")
+        raise BadRequest("The form has no From parameter.", field="From")
+    username = clean_username(params.value("ProfileUsername"))
+    return ContactRef(phone=phone, wa_user_id=user_id, username=username, name=params.value("ProfileName"))
+
+
 def parse_inbound(params: FormParams) -> InboundMessage:
     """Every inbound parameter family → the provider-neutral message. BadRequest for what cannot be a message."""
     sid = message_sid(params)
-    try:
-        contact = contact_address(params, "From")
-    except BadRequest:
-        wa_id = params.value("WaId")
-        if wa_id is None or not wa_id.isdigit():
-            raise
-        try:
-            contact = from_wa_id(wa_id)
-        except ValueError:  # digits, but not a phone number ("0", thirty of them, or not ASCII digits)
-            raise BadRequest("Neither From nor WaId is a WhatsApp phone number.", field="From") from None
+    contact = contact_ref(params)
     text = params.value("Body")
     media = _media(params)
     location = _location(params)
@@ -307,10 +331,8 @@ def parse_inbound(params: FormParams) -> InboundMessage:
     return InboundMessage(
         provider=PROVIDER,
         provider_message_id=sid,
-        contact_phone=contact,
+        contact=contact,
         type=kind,
-        contact_name=params.value("ProfileName"),
-        wa_id=params.value("WaId"),
         text=text,
         media=media,
         location=location,

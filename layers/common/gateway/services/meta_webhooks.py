@@ -167,6 +167,9 @@ class MetaWebhooks:
             receipt.channels.add(channel.channel_id)
             self._report(channel, content, receipt)
             for message in content.messages:
+                if message.contact.phone is None or message.group_id is not None:
+                    receipt.rejected_items += 1  # stored from the next commit on (contacts by BSUID, groups)
+                    continue
                 if self.ingest.store_message(channel, message) is None:
                     receipt.duplicates += 1
                 else:

@@ -60,7 +60,11 @@ class MessageRepository:
         """
         now = now or ids.iso(ids.utcnow())
         tenant = channel.tenant_id
-        conversation_id = ids.conversation_id(tenant, channel.channel_id, message.contact_phone)
+        phone = message.contact.phone
+        if phone is None:
+            raise ValueError("a contact without a phone number cannot be stored yet")
+        name = message.contact.name
+        conversation_id = ids.conversation_id(tenant, channel.channel_id, phone)
         message_id = ids.stable_id("msg", tenant, message.provider, message.provider_message_id)
         message_pk = MessageModel.partition(tenant, conversation_id)
         message_sk = MessageModel.sort(now, message_id)
@@ -88,7 +92,7 @@ class MessageRepository:
             context=message.context,
             content=message.content,
             status="received",
-            sender={"kind": "contact", "id": message.contact_phone},
+            sender={"kind": "contact", "id": phone},
             created_at=now,
             status_updated_at=now,
         )
@@ -98,7 +102,7 @@ class MessageRepository:
             ConversationModel.conversation_id.set(conversation_id),
             ConversationModel.channel_id.set(channel.channel_id),
             ConversationModel.provider.set(message.provider),
-            ConversationModel.contact_phone.set(message.contact_phone),
+            ConversationModel.contact_phone.set(phone),
             ConversationModel.created_at.set(ConversationModel.created_at | now),
             ConversationModel.location_id.set(ConversationModel.location_id | channel.location_id)
             if channel.location_id
@@ -109,16 +113,16 @@ class MessageRepository:
             ConversationModel.unread_count.add(1),
             ConversationModel.gsi1pk.set(tenant_pk(tenant)),
             ConversationModel.gsi1sk.set(ConversationModel.activity_key(now, conversation_id)),
-            ConversationModel.contact_name.set(message.contact_name) if message.contact_name else None,
+            ConversationModel.contact_name.set(name) if name else None,
         ]
-        contact = ContactModel(*ContactModel.key(tenant, message.contact_phone))
+        contact = ContactModel(*ContactModel.key(tenant, phone))
         contact_actions = [
             ContactModel.tenant_id.set(tenant),
-            ContactModel.phone.set(message.contact_phone),
+            ContactModel.phone.set(phone),
             ContactModel.created_at.set(ContactModel.created_at | now),
             ContactModel.last_inbound_at.set(now),
-            ContactModel.name.set(message.contact_name) if message.contact_name else None,
-            ContactModel.wa_id.set(message.wa_id) if message.wa_id else None,
+            ContactModel.name.set(name) if name else None,
+            ContactModel.wa_id.set(phone[1:]),
         ]
         for attempt in range(_CONFLICT_RETRIES):
             try:

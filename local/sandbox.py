@@ -403,7 +403,9 @@ def meta_get_phone_number(sandbox: ProviderSandbox, request: SandboxRequest) -> 
 @route("POST", rf"/{GRAPH_VERSION}/(?P<phone_number_id>\d+)/messages")
 def meta_send_message(sandbox: ProviderSandbox, request: SandboxRequest) -> HttpResponse:
     """Like the Cloud API: ``{messaging_product, contacts: [{input, wa_id}], messages: [{id: "wamid.…"}]}``;
-    a read receipt (``status: read``) answers ``{"success": true}``."""
+    a read receipt (``status: read``) answers ``{"success": true}``. A send to a user without a phone names them
+    by ``recipient`` (a BSUID) instead of ``to`` (``to`` wins when both are given), answered with
+    ``contacts: [{input, user_id}]``."""
     if graph_token(request) is None:
         return graph_error(401, "Error validating access token: the session is invalid or the token was revoked.")
     try:
@@ -416,19 +418,20 @@ def meta_send_message(sandbox: ProviderSandbox, request: SandboxRequest) -> Http
         if not payload.get("message_id"):
             return graph_error(400, "(#100) The parameter message_id is required.", code=100)
         return json_response(200, {"success": True})
-    to, kind = payload.get("to"), payload.get("type")
-    if not to or not kind or not isinstance(payload.get(kind), dict):
-        return graph_error(400, f"(#100) Param to, type and the '{kind}' object are required.", code=100)
+    to, recipient, kind = payload.get("to"), payload.get("recipient"), payload.get("type")
+    if not (to or recipient) or not kind or not isinstance(payload.get(kind), dict):
+        return graph_error(400, f"(#100) Param to (or recipient), type and the '{kind}' object are required.",
+                           code=100)
     content = payload[kind]
     injected = _injected_error(content.get("body") or content.get("caption"))
     if injected is not None:
         return graph_error(400, f"(#{injected}) Sandbox: error requested by the message text", code=injected,
                            error_type="OAuthException")
-    wa_id = str(to).lstrip("+")
+    contact = {"input": to, "wa_id": str(to).lstrip("+")} if to else {"input": recipient, "user_id": recipient}
     wamid = "wamid." + base64.b64encode(f"sandbox-{secrets.token_hex(12)}".encode()).decode()
     return json_response(200, {
         "messaging_product": "whatsapp",
-        "contacts": [{"input": to, "wa_id": wa_id}],
+        "contacts": [contact],
         "messages": [{"id": wamid}],
     })
 

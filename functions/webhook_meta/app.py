@@ -47,7 +47,15 @@ def _verify(request: WebhookRequest, event: dict[str, Any]) -> dict[str, Any]:
 def _receive(request: WebhookRequest) -> dict[str, Any]:
     receipt = service().receive(request)
     _count(receipt)
-    logger.info("meta notification handled", extra={"channels": sorted(receipt.channels), **receipt.summary()})
+    logger.info(
+        "meta notification handled",
+        extra={
+            "channels": sorted(receipt.channels),
+            "other_fields": dict(receipt.other_fields),
+            "notices": dict(receipt.notices),
+            **receipt.summary(),
+        },
+    )
     return {
         "statusCode": 200,
         "headers": {"Content-Type": "application/json"},
@@ -64,6 +72,8 @@ def _count(receipt: Receipt) -> None:
         "MetaProviderError": receipt.provider_errors,
         "MetaUnknownPhoneNumber": len(receipt.unknown_phone_number_ids),
         "MetaOtherField": sum(receipt.other_fields.values()),
+        "MetaNotice": sum(receipt.notices.values()),
+        "MetaAmendment": sum(receipt.amendments.values()),
     }
     counts |= {_STATUS_METRICS[k]: v for k, v in receipt.statuses.items() if k in _STATUS_METRICS}
     for name, value in counts.items():

@@ -15,7 +15,8 @@ from gateway.bootstrap import ready
 from gateway.config import Settings, get_settings
 from gateway.domain import ids
 from gateway.domain.channel import AutoReplyConfig, Channel
-from gateway.domain.message import ContactRef, InboundMessage
+from gateway.domain.contact import ContactRef
+from gateway.domain.message import InboundMessage
 from gateway.providers.meta import MetaProvider
 from gateway.providers.twilio import TwilioProvider
 from gateway.services.channels import ChannelPatch, ChannelService, MetaChannelIn, TwilioChannelIn

@@ -28,10 +28,12 @@ def _reset_layer_caches() -> None:
     try:
         from gateway.aws import reset_clients
         from gateway.config import get_settings
+        from gateway.store.contacts_repo import ContactRepository
     except ImportError:
         return
     get_settings.cache_clear()
     reset_clients()
+    ContactRepository.cache.clear()  # contact links learnt against the previous test's tables
 
 
 @pytest.fixture

@@ -28,7 +28,8 @@ from gateway.bootstrap import ready
 from gateway.config import get_settings
 from gateway.domain import ids
 from gateway.domain.channel import AutoReplyConfig, Channel
-from gateway.domain.message import ContactRef, InboundMessage, MediaRef
+from gateway.domain.contact import ContactRef
+from gateway.domain.message import InboundMessage, MediaRef
 from gateway.domain.status import StatusUpdate
 from gateway.services.channels import ChannelPatch, ChannelService, MetaChannelIn, TwilioChannelIn
 from gateway.store.messages_repo import MessageRepository

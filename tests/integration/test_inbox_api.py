@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from gateway.bootstrap import ready
 from gateway.domain.channel import Channel, ChannelStatus, Provider
-from gateway.domain.message import ContactRef, InboundMessage, MediaRef
+from gateway.domain.contact import ContactRef
+from gateway.domain.message import InboundMessage, MediaRef
 from gateway.store.messages_repo import MessageRepository
 
 
@@ -76,7 +77,10 @@ def test_conversations_newest_activity_first_with_cursor_pagination(store: Messa
     assert seen == list(reversed(phones))
     status, page = call("GET", "/v1/conversations", query={"limit": "1"})
     first = page["items"][0]
-    assert first["contact"] == {"phone": phones[-1], "name": "Contact 4"}
+    assert first["contact"] == {
+        "id": first["contact"]["id"], "phone": phones[-1], "wa_user_id": None, "username": None, "name": "Contact 4"
+    }
+    assert first["kind"] == "direct" and first["group_id"] is None
     assert first["unread_count"] == 1 and first["location_id"] == "store-7" and first["provider"] == "twilio"
     assert set(first) >= {
         "id",
@@ -113,7 +117,7 @@ def test_messages_newest_first_with_pagination_and_media(store: MessageRepositor
     _, page = call("GET", f"/v1/conversations/{conversation['id']}/messages", query={"limit": "1"})
     message = page["items"][0]
     assert message["direction"] == "inbound" and message["status"] == "received"
-    assert message["sender"] == {"kind": "contact", "id": "+14155550000"}
+    assert message["sender"] == {"kind": "contact", "id": conversation["contact"]["id"]}
     assert message["media"][0]["status"] == "pending" and message["media"][0]["url"] is None
     assert message["provider_message_id"] == "SM" + "4".zfill(32)
 

@@ -149,7 +149,11 @@ def test_signed_text_is_stored_and_listed_with_contact(invoke: Invoke, events: A
 
     assert_twiml(response)
     (conversation,) = inbox(invoke, api_event, claims, "/v1/conversations")["items"]
-    assert conversation["contact"] == {"phone": CONTACT, "name": "Zoë 🌵"}
+    contact_id = conversation["contact"]["id"]
+    assert conversation["contact"] == {
+        "id": contact_id, "phone": CONTACT, "wa_user_id": None, "username": None, "name": "Zoë 🌵"
+    }
+    assert contact_id.startswith("ct_")
     assert conversation["channel_id"] == channel["id"]
     assert conversation["provider"] == "twilio"
     assert conversation["unread_count"] == 1
@@ -160,7 +164,7 @@ def test_signed_text_is_stored_and_listed_with_contact(invoke: Invoke, events: A
     assert message["type"] == "text"
     assert message["text"] == "Hello there"
     assert message["status"] == "received"
-    assert message["sender"] == {"kind": "contact", "id": CONTACT}
+    assert message["sender"] == {"kind": "contact", "id": contact_id}
     # the other tenant sees nothing
     assert inbox(invoke, api_event, claims, "/v1/conversations", tenant="globex")["items"] == []
 

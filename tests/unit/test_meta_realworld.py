@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 from gateway.domain import ids
-from gateway.domain.contact import clean_username, is_bsuid
-from gateway.domain.message import Amendment, AmendmentKind, ContactRef, InboundMessage, Origin, effective_created_at
+from gateway.domain.contact import ContactRef, clean_username, is_bsuid
+from gateway.domain.message import Amendment, AmendmentKind, InboundMessage, Origin, effective_created_at
 from gateway.providers import meta_webhook as mw
 from hypothesis import given
 from hypothesis import strategies as st

@@ -21,7 +21,7 @@ from gateway.services.meta_webhooks import MetaWebhooks, query_params
 from tests.meta_support import change_value, meta_bytes, notification, sign, status, text_message
 
 
-def channel(tenant: str, number: str, verify_token: str | None = None) -> Channel:
+def channel(tenant: str, number: str, verify_token: str | None = None, waba: str | None = None) -> Channel:
     return Channel(
         tenant_id=tenant,
         channel_id=f"ch_{tenant}",
@@ -33,6 +33,7 @@ def channel(tenant: str, number: str, verify_token: str | None = None) -> Channe
         updated_at="2025-01-01T00:00:00.000Z",
         credentials_ciphertext=f"cipher-{tenant}",
         phone_number_id=number,
+        business_account_id=waba,
         verify_token=verify_token,
     )
 
@@ -41,9 +42,15 @@ def channel(tenant: str, number: str, verify_token: str | None = None) -> Channe
 class FakeChannels:
     routes: dict[str, Channel] = field(default_factory=dict)
     verified: list[tuple[str, str]] = field(default_factory=list)
+    wabas: dict[str, list[Channel]] = field(default_factory=dict)
+    waba_lookups: list[str] = field(default_factory=list)
 
     def resolve(self, key: str) -> Channel | None:
         return self.routes.get(key)
+
+    def channels_of_waba(self, waba_id: str) -> tuple[Channel, ...]:
+        self.waba_lookups.append(waba_id)
+        return tuple(self.wabas.get(waba_id, ()))
 
     def forget(self, keys: Any) -> None:
         pass
@@ -59,10 +66,13 @@ class FakeIngest:
     decrypted: list[str] = field(default_factory=list)
     stored: list[tuple[str, str]] = field(default_factory=list)
     applied: list[tuple[str, str, str]] = field(default_factory=list)
+    noticed: list[tuple[str, str]] = field(default_factory=list)
     fail_storage: bool = False
 
     def add(self, ch: Channel, app_secret: str | None) -> Channel:
         self.channels.routes[route_key_meta(ch.phone_number_id or "")] = ch
+        if ch.business_account_id:
+            self.channels.wabas.setdefault(ch.business_account_id, []).append(ch)
         if ch.verify_token:
             self.channels.routes[route_key_verify(ch.verify_token)] = ch
         if app_secret:
@@ -79,7 +89,7 @@ class FakeIngest:
             values["app_secret"] = self.app_secrets[ch.channel_id]
         return Secrets(values)
 
-    def store_message(self, ch: Channel, message: Any) -> str | None:
+    def store_message(self, ch: Channel, message: Any, *, now: str | None = None) -> str | None:
         if self.fail_storage:
             raise RuntimeError("DynamoDB is down")
         key = (ch.tenant_id, message.provider_message_id)
@@ -91,6 +101,10 @@ class FakeIngest:
     def apply_status(self, ch: Channel, update: Any) -> str:
         self.applied.append((ch.tenant_id, update.provider_message_id, update.status))
         return "applied"
+
+    def apply_notice(self, ch: Channel, notice: Any) -> str:
+        self.noticed.append((ch.tenant_id, notice.field))
+        return "counted"
 
 
 def service(ingest: FakeIngest, global_secret: str = "") -> MetaWebhooks:
@@ -197,6 +211,64 @@ def test_statuses_and_messages_in_one_notification(ingest: FakeIngest) -> None:
     assert receipt.stored == 1
     assert receipt.statuses == {"applied": 1}
     assert ingest.applied == [("alpha", "wamid.out", "read")]
+
+
+# ------------------------------------------------------------------ WABA-level notifications (docs/decisions.md D19)
+def waba_notice(waba: str = "5550001", field: str = "message_template_status_update") -> bytes:
+    value = {"event": "APPROVED", "message_template_id": 1, "message_template_name": "t"}
+    entry = {"id": waba, "changes": [{"field": field, "value": value}]}
+    return meta_bytes({"object": "whatsapp_business_account", "entry": [entry]})
+
+
+@pytest.fixture
+def shared_waba() -> FakeIngest:
+    """Two numbers of one tenant share a WABA; another tenant (mis)declares the same WABA for its number."""
+    fake = FakeIngest()
+    fake.add(channel("alpha", "111", waba="5550001"), "alpha-secret")
+    fake.add(channel("alpha", "112", waba="5550001").with_changes(channel_id="ch_alpha_2"), "alpha-secret")
+    fake.add(channel("beta", "222", waba="5550001"), "beta-secret")
+    return fake
+
+
+def test_a_waba_notice_signed_by_a_channel_of_that_waba_is_200_and_applied_to_its_channels(
+    shared_waba: FakeIngest,
+) -> None:
+    body = waba_notice()
+    receipt = service(shared_waba).receive(request(body, sign(body, "alpha-secret")))
+    assert shared_waba.noticed == [("alpha", "message_template_status_update")] * 2  # both of alpha's numbers
+    assert receipt.channels == {"ch_alpha", "ch_alpha_2"}
+
+
+def test_another_tenants_secret_applies_a_waba_notice_to_its_own_channel_only(shared_waba: FakeIngest) -> None:
+    body = waba_notice()
+    service(shared_waba).receive(request(body, sign(body, "beta-secret")))
+    assert shared_waba.noticed == [("beta", "message_template_status_update")]
+
+
+@pytest.mark.parametrize("secret", ["not-ours", "global-secret"])
+def test_a_waba_notice_nobody_of_ours_signed_is_401(shared_waba: FakeIngest, secret: str) -> None:
+    body = waba_notice()
+    with pytest.raises(InvalidSignature):
+        service(shared_waba).receive(request(body, sign(body, secret)))
+    assert shared_waba.noticed == []
+
+
+def test_an_unknown_waba_is_401_without_a_global_secret_and_200_with_it(shared_waba: FakeIngest) -> None:
+    body = waba_notice("9990009")
+    with pytest.raises(InvalidSignature):
+        service(shared_waba).receive(request(body, sign(body, "alpha-secret")))
+    receipt = service(shared_waba, "global-secret").receive(request(body, sign(body, "global-secret")))
+    assert receipt.unknown_phone_number_ids == ["waba:9990009"]
+
+
+def test_pre_auth_work_is_bounded_by_the_number_of_business_accounts(shared_waba: FakeIngest) -> None:
+    value = {"event": "APPROVED", "message_template_id": 1}
+    entries = [{"id": str(7000 + i), "changes": [{"field": "message_template_status_update", "value": value}]}
+               for i in range(11)]
+    body = meta_bytes({"object": "whatsapp_business_account", "entry": entries})
+    with pytest.raises(BadRequest):
+        service(shared_waba).receive(request(body, sign(body, "alpha-secret")))
+    assert shared_waba.channels.waba_lookups == []  # refused before any lookup
 
 
 def test_storage_failure_propagates(ingest: FakeIngest) -> None:

@@ -17,7 +17,7 @@ from gateway.config import Settings
 from gateway.credentials import Secrets
 from gateway.domain.channel import Channel, ChannelStatus, Provider
 from gateway.domain.errors import ProviderUnavailable, SendOutcomeUnknown, ValidationFailed
-from gateway.domain.outbound import Outbound, Template
+from gateway.domain.outbound import Outbound, Recipient, Template
 from gateway.providers.meta import MetaProvider
 from gateway.providers.twilio import TwilioProvider
 from gateway.services.send import (
@@ -32,6 +32,8 @@ from pydantic import TypeAdapter, ValidationError
 
 ACCOUNT = "AC" + "0" * 32
 BODIES = TypeAdapter(SendMessageIn)
+CONTACT = Recipient(phone="+14155550100")
+BSUID = "US.13491208655302741918"
 
 
 def channel(provider: Provider, **extra: Any) -> Channel:
@@ -59,7 +61,7 @@ class Recording(requests.Session):
 def twilio_form(outbound: Outbound, **channel_extra: Any) -> list[tuple[str, str]]:
     session = Recording(201, {"sid": "SM" + "1" * 32, "status": "queued"})
     provider = TwilioProvider(Settings(twilio_api_base_url="https://twilio.test"), session)
-    result = provider.send(channel(Provider.TWILIO, **channel_extra), Secrets(auth_token="tok"), "+14155550100",
+    result = provider.send(channel(Provider.TWILIO, **channel_extra), Secrets(auth_token="tok"), CONTACT,
                            outbound, status_callback_url="https://gw.test/webhooks/twilio/status")
     assert result.provider_message_id == "SM" + "1" * 32 and result.status == "sent"
     [call] = session.calls
@@ -125,7 +127,7 @@ def test_meta_payloads(outbound: Outbound, expected: dict[str, Any]) -> None:
                               "messages": [{"id": "wamid.OUT"}]})
     provider = MetaProvider(Settings(meta_graph_base_url="https://graph.test", meta_graph_api_version="v25.0"), session)
 
-    result = provider.send(channel(Provider.META), Secrets(access_token="EAAG"), "+14155550100", outbound)
+    result = provider.send(channel(Provider.META), Secrets(access_token="EAAG"), CONTACT, outbound)
 
     assert result.provider_message_id == "wamid.OUT"
     [call] = session.calls
@@ -135,11 +137,66 @@ def test_meta_payloads(outbound: Outbound, expected: dict[str, Any]) -> None:
                             "type": outbound.type, **expected}
 
 
+def meta_body(to: Recipient, answer: dict[str, Any] | None = None) -> tuple[dict[str, Any], Any]:
+    session = Recording(200, answer or {"messaging_product": "whatsapp", "messages": [{"id": "wamid.OUT"}]})
+    provider = MetaProvider(Settings(meta_graph_base_url="https://graph.test", meta_graph_api_version="v25.0"), session)
+    result = provider.send(channel(Provider.META), Secrets(access_token="EAAG"), to, Outbound("text", text="Hi"))
+    [call] = session.calls
+    return call["json"], result
+
+
+def test_meta_sends_to_a_user_without_a_phone_by_recipient_and_no_to() -> None:
+    answer = {"messaging_product": "whatsapp", "contacts": [{"input": BSUID, "user_id": BSUID}],
+              "messages": [{"id": "wamid.OUT"}]}
+    body, result = meta_body(Recipient(wa_user_id=BSUID), answer)
+    assert body["recipient"] == BSUID and "to" not in body
+    assert body["recipient_type"] == "individual"
+    assert result.details["user_id"] == BSUID
+
+
+def test_meta_sends_to_the_phone_when_both_are_known() -> None:
+    body, _ = meta_body(Recipient(phone="+14155550100", wa_user_id=BSUID))
+    assert body["to"] == "+14155550100" and "recipient" not in body
+
+
+def test_meta_replies_in_a_group_go_to_the_group() -> None:
+    body, _ = meta_body(Recipient(group_id="120363025246125888"))
+    assert (body["recipient_type"], body["to"]) == ("group", "120363025246125888")
+
+
+def test_meta_131062_is_a_clear_permanent_refusal() -> None:
+    from gateway.domain.errors import ProviderRejected
+
+    session = Recording(400, {"error": {"message": "(#131062) Business-scoped user ID recipients not supported",
+                                        "type": "OAuthException", "code": 131062, "fbtrace_id": "A"}})
+    provider = MetaProvider(Settings(meta_graph_base_url="https://graph.test"), session)
+    with pytest.raises(ProviderRejected) as caught:
+        provider.send(channel(Provider.META), Secrets(access_token="t"), Recipient(wa_user_id=BSUID),
+                      Outbound("template", template=Template(name="otp", language="en_US")))
+    error = caught.value.as_error()
+    assert (error["code"], error["provider_code"]) == ("recipient_id_not_supported", "131062")
+    assert error["retryable"] is False
+
+
+def test_twilio_addresses_a_user_without_a_phone_by_bsuid() -> None:
+    session = Recording(201, {"sid": "SM" + "1" * 32, "status": "queued"})
+    provider = TwilioProvider(Settings(twilio_api_base_url="https://twilio.test"), session)
+    provider.send(channel(Provider.TWILIO), Secrets(auth_token="tok"), Recipient(wa_user_id=BSUID),
+                  Outbound("text", text="Hi"))
+    [call] = session.calls
+    assert dict(call["data"])["To"] == f"whatsapp:{BSUID}"
+
+
+def test_a_recipient_needs_an_address() -> None:
+    with pytest.raises(ValueError, match="recipient needs"):
+        Recipient()
+
+
 def test_an_accepted_send_without_an_id_is_an_unknown_outcome() -> None:
     provider = MetaProvider(Settings(), Recording(200, {"messaging_product": "whatsapp"}))
 
     with pytest.raises(SendOutcomeUnknown):
-        provider.send(channel(Provider.META), Secrets(access_token="t"), "+14155550100", Outbound("text", text="x"))
+        provider.send(channel(Provider.META), Secrets(access_token="t"), CONTACT, Outbound("text", text="x"))
 
 
 # ---------------------------------------------------------------------------------------------- transport
@@ -169,7 +226,7 @@ def test_a_read_timeout_after_sending_is_an_unknown_outcome(slow_server: str) ->
     provider = TwilioProvider(Settings(twilio_api_base_url=slow_server, provider_timeout_seconds=0.2))
 
     with pytest.raises(SendOutcomeUnknown) as caught:
-        provider.send(channel(Provider.TWILIO), Secrets(auth_token="t"), "+14155550100", Outbound("text", text="x"))
+        provider.send(channel(Provider.TWILIO), Secrets(auth_token="t"), CONTACT, Outbound("text", text="x"))
     assert caught.value.retryable is False and caught.value.normalized_code == "outcome_unknown"
 
 
@@ -180,7 +237,7 @@ def test_a_refused_connection_is_retryable_because_nothing_was_sent() -> None:
     provider = MetaProvider(Settings(meta_graph_base_url=f"http://127.0.0.1:{port}"))
 
     with pytest.raises(ProviderUnavailable) as caught:
-        provider.send(channel(Provider.META), Secrets(access_token="t"), "+14155550100", Outbound("text", text="x"))
+        provider.send(channel(Provider.META), Secrets(access_token="t"), CONTACT, Outbound("text", text="x"))
     assert caught.value.retryable is True and not isinstance(caught.value, SendOutcomeUnknown)
 
 

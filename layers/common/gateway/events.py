@@ -19,6 +19,8 @@ SOURCE = "whatsapp.gateway"
 MESSAGE_SENT = "message.sent"
 MESSAGE_RECEIVED = "message.received"
 MESSAGE_STATUS_CHANGED = "message.status_changed"
+MESSAGE_EDITED = "message.edited"
+MESSAGE_DELETED = "message.deleted"
 
 
 @dataclass

@@ -46,6 +46,9 @@ class AutoReplyConfig(BaseModel):
     operator_lock_minutes: int = Field(default=30, ge=1, le=24 * 60)
 
 
+DEFAULT_OPERATOR_LOCK_MINUTES = 30
+
+
 def route_key_twilio(phone_number: str) -> str:
     return f"twilio#{phone_number}"
 
@@ -92,6 +95,12 @@ class Channel:
         if self.verify_token:
             keys.append(route_key_verify(self.verify_token))
         return keys
+
+    @property
+    def operator_lock_minutes(self) -> int:
+        """How long auto-replies pause after a person answered (an operator send, or an echo from the WhatsApp
+        Business app): the channel's ``auto_reply.operator_lock_minutes``, default 30."""
+        return int((self.auto_reply or {}).get("operator_lock_minutes") or DEFAULT_OPERATOR_LOCK_MINUTES)
 
     def with_changes(self, **changes: Any) -> Channel:
         return replace(self, **changes)

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
+
+from gateway.domain import ids
 
 BSUID = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
 _USERNAME = re.compile(r"[^\s@]{1,128}")
@@ -28,6 +31,83 @@ def clean_username(value: Any) -> str | None:
         return None
     name = value.removeprefix("@")
     return name if _USERNAME.fullmatch(name) else None
+
+
+@dataclass(slots=True, frozen=True)
+class ContactRef:
+    """How a provider identified the person on the other side: a phone number, a business-scoped user id (BSUID,
+    ``wa_user_id``), or both. A user who adopted a WhatsApp username may come with no phone at all.
+
+    ``username`` is stored without its leading ``@``. At least one of ``phone`` / ``wa_user_id`` is set (the
+    parsers refuse an item that has neither).
+    """
+
+    phone: str | None = None
+    wa_user_id: str | None = None
+    parent_user_id: str | None = None
+    username: str | None = None
+    name: str | None = None
+
+    @property
+    def address(self) -> str:
+        """What the provider's send API takes for this contact: the phone when known, else the BSUID."""
+        return self.phone or self.wa_user_id or ""
+
+
+class IdentityKind(StrEnum):
+    PHONE = "phone"
+    WA_USER = "wa"
+
+
+@dataclass(slots=True, frozen=True)
+class Identity:
+    """One way to find a contact: its phone number or its BSUID. Unique per tenant (claimed, see
+    store/contacts_repo.py)."""
+
+    kind: IdentityKind
+    value: str
+
+
+def identities(ref: ContactRef) -> list[Identity]:
+    """The identities a message names, phone first."""
+    found = []
+    if ref.phone:
+        found.append(Identity(IdentityKind.PHONE, ref.phone))
+    if ref.wa_user_id:
+        found.append(Identity(IdentityKind.WA_USER, ref.wa_user_id))
+    return found
+
+
+@dataclass(slots=True, frozen=True)
+class ContactLink:
+    """Where a contact lives: its id and its anchor, the identity its id was derived from when it was created.
+
+    The anchor never changes (a contact first seen by BSUID keeps that anchor when its phone is linked later), so
+    the ids derived from it never change either: the contact id and its one-to-one conversation per channel."""
+
+    contact_id: str
+    anchor: Identity
+    generation: int = 0  # erasures of this anchor before this contact (derive_link)
+
+    def conversation_id(self, tenant_id: str, channel_id: str) -> str:
+        """The one-to-one conversation of this contact on a channel. For a phone anchor this is the id the
+        gateway always derived from (tenant, channel, phone): conversations stored before contacts had ids keep
+        theirs (docs/decisions.md, "Contacts with their own ids")."""
+        return ids.conversation_id(tenant_id, channel_id, self.anchor.value)
+
+
+def derive_link(tenant_id: str, anchor: Identity, generation: int = 0) -> ContactLink:
+    """The contact a new identity creates: its id derived from (tenant, anchor), so a webhook can write the contact
+    without reading first. ``generation`` > 0 after an erasure, so that a person who writes again after their
+    contact was erased starts a fresh contact with a new id."""
+    parts = [tenant_id, anchor.kind.value, anchor.value] + ([str(generation)] if generation else [])
+    return ContactLink(ids.stable_id("ct", *parts), anchor, generation)
+
+
+def first_link(tenant_id: str, ref: ContactRef) -> ContactLink:
+    """The link a contact seen for the first time gets: anchored on its phone when it has one (as every contact
+    stored before BSUIDs existed), else on its BSUID."""
+    return derive_link(tenant_id, identities(ref)[0])
 
 
 @dataclass(slots=True)

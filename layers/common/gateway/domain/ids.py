@@ -23,8 +23,15 @@ def stable_id(prefix: str, *parts: str) -> str:
     return f"{prefix}_{_b32(digest, 24)}"
 
 
-def conversation_id(tenant_id: str, channel_id: str, contact_phone: str) -> str:
-    return stable_id("cv", tenant_id, channel_id, contact_phone)
+def conversation_id(tenant_id: str, channel_id: str, contact_anchor: str) -> str:
+    """A contact's one-to-one conversation on a channel, from the identity the contact was anchored on (its phone
+    for every contact that had one when first seen, else its BSUID: domain/contact.py ``ContactLink``)."""
+    return stable_id("cv", tenant_id, channel_id, contact_anchor)
+
+
+def group_conversation_id(tenant_id: str, channel_id: str, group_id: str) -> str:
+    """A WhatsApp group's conversation on a channel (never any member's one-to-one: five parts, not four)."""
+    return stable_id("cv", tenant_id, channel_id, "group", group_id)
 
 
 def new_verify_token() -> str:

@@ -7,6 +7,8 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Any
 
+from gateway.domain.contact import ContactRef
+
 
 class Direction(StrEnum):
     INBOUND = "inbound"
@@ -59,27 +61,6 @@ class Origin(StrEnum):
 
     CONTACT = "contact"
     BUSINESS_APP = "business_app"
-
-
-@dataclass(slots=True, frozen=True)
-class ContactRef:
-    """How a provider identified the person on the other side: a phone number, a business-scoped user id (BSUID,
-    ``wa_user_id``), or both. A user who adopted a WhatsApp username may come with no phone at all.
-
-    ``username`` is stored without its leading ``@``. At least one of ``phone`` / ``wa_user_id`` is set (the
-    parsers refuse an item that has neither).
-    """
-
-    phone: str | None = None
-    wa_user_id: str | None = None
-    parent_user_id: str | None = None
-    username: str | None = None
-    name: str | None = None
-
-    @property
-    def address(self) -> str:
-        """What the provider's send API takes for this contact: the phone when known, else the BSUID."""
-        return self.phone or self.wa_user_id or ""
 
 
 @dataclass(slots=True)

@@ -32,6 +32,20 @@ class Template:
         return {"name": self.name, "language": self.language, "components": list(self.components)}
 
 
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """Who a send goes to: a contact by phone number or by BSUID (a user who shares no phone number), or a
+    WhatsApp group. A phone, when known, wins (Meta does the same when both are given)."""
+
+    phone: str | None = None
+    wa_user_id: str | None = None
+    group_id: str | None = None
+
+    def __post_init__(self) -> None:
+        if not (self.phone or self.wa_user_id or self.group_id):
+            raise ValueError("a recipient needs a phone number, a WhatsApp user id or a group id")
+
+
 @dataclass(frozen=True)
 class Outbound:
     """One send request. ``target_provider_message_id`` is the provider id of the message a reaction or a read

@@ -36,8 +36,11 @@ class NormalizedErrorOut(_Described):
 
 
 class SenderOut(_Described):
-    kind: Literal["contact", "operator", "auto"]
-    id: str | None = None
+    kind: Literal["contact", "operator", "auto", "business_app"] = Field(
+        description="business_app: written from the WhatsApp Business app on a coexistence number (an echo)"
+    )
+    id: str | None = Field(default=None, description="contact: the contact's id; operator: the JWT sub; auto: the rule")
+    name: str | None = Field(default=None, description="In a group conversation: the member's profile name")
 
 
 class MessageOut(_Described):
@@ -56,7 +59,10 @@ class MessageOut(_Described):
     status: str = Field(description="received (inbound); queued → sent → delivered → read, or failed (outbound)")
     error: NormalizedErrorOut | None = None
     sender: SenderOut
-    created_at: str
+    created_at: str = Field(description="When it happened: the provider's time when sane, else when it arrived")
+    received_at: str | None = Field(default=None, description="When the gateway received it (inbound, echoes)")
+    edited_at: str | None = Field(default=None, description="Set when the author edited it (text replaced)")
+    deleted_at: str | None = Field(default=None, description="Set when the author deleted it (text null, no media)")
     status_updated_at: str | None = None
 
 
@@ -82,7 +88,13 @@ class MessagePageOut(_Described):
 
 
 class ContactOut(_Described):
-    phone: str
+    """Who the conversation is with: a phone number, a WhatsApp business-scoped user id (BSUID), or both. All null
+    in a group conversation."""
+
+    id: str | None = Field(description="The contact's id (its record holds the phone and/or BSUID)")
+    phone: str | None = Field(description="E.164; null for a user who shares no phone number (a username)")
+    wa_user_id: str | None = Field(description="WhatsApp business-scoped user id, e.g. US.13491208655302741918")
+    username: str | None = Field(description="WhatsApp username, without @")
     name: str | None
 
 
@@ -90,6 +102,8 @@ class ConversationOut(_Described):
     id: str
     channel_id: str | None
     provider: Literal["twilio", "meta"] | None
+    kind: Literal["direct", "group"] = "direct"
+    group_id: str | None = Field(default=None, description="The WhatsApp group (kind=group)")
     contact: ContactOut
     last_message_at: str | None
     last_inbound_at: str | None

@@ -8,7 +8,7 @@ from gateway.config import Settings, get_settings
 from gateway.credentials import Secrets
 from gateway.domain.channel import Channel
 from gateway.domain.errors import ProviderUnavailable, SendOutcomeUnknown
-from gateway.domain.outbound import Outbound, ProviderSendResult
+from gateway.domain.outbound import Outbound, ProviderSendResult, Recipient
 
 if TYPE_CHECKING:  # requests is imported on first use: only the paths that call a provider pay for it
     from collections.abc import Mapping
@@ -41,12 +41,13 @@ class Provider(Protocol):
         self,
         channel: Channel,
         secrets: Secrets,
-        to_phone: str,
+        to: Recipient,
         outbound: Outbound,
         *,
         status_callback_url: str | None = None,
     ) -> ProviderSendResult:
-        """Send once (no retries here: the caller decides, see services.send).
+        """Send once to a contact (by phone, else by BSUID) or a group; no retries here: the caller decides
+        (see services.send).
 
         Raises ProviderUnavailable(retryable=True) for answers proving the message was NOT accepted and worth
         retrying, SendOutcomeUnknown when it may have been accepted (never resend), CredentialsRejected /

@@ -9,7 +9,7 @@ from urllib.parse import quote
 from gateway.credentials import Secrets
 from gateway.domain.channel import Channel
 from gateway.domain.errors import CredentialsRejected, ProviderError, ProviderUnavailable, ValidationFailed
-from gateway.domain.outbound import MEDIA_TYPES, Outbound, ProviderSendResult
+from gateway.domain.outbound import MEDIA_TYPES, Outbound, ProviderSendResult, Recipient
 from gateway.media import MediaError, MediaRequest
 from gateway.providers.base import HttpProvider
 from gateway.providers.send_errors import meta_error
@@ -99,14 +99,17 @@ class MetaProvider(HttpProvider):
         return data
 
     @classmethod
-    def payload(cls, to_phone: str, outbound: Outbound) -> dict[str, Any]:
-        """The Cloud API body for one outbound message (``recipient_type`` is required by the spec)."""
-        body: dict[str, Any] = {
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": to_phone,
-            "type": outbound.type,
-        }
+    def payload(cls, to: Recipient, outbound: Outbound) -> dict[str, Any]:
+        """The Cloud API body for one outbound message (``recipient_type`` is required by the spec): ``to`` a
+        phone number, else ``recipient`` = the BSUID (a user who shares no phone), or ``to`` a group."""
+        body: dict[str, Any] = {"messaging_product": "whatsapp"}
+        if to.group_id is not None:
+            body |= {"recipient_type": "group", "to": to.group_id}
+        elif to.phone is not None:
+            body |= {"recipient_type": "individual", "to": to.phone}
+        else:
+            body |= {"recipient_type": "individual", "recipient": to.wa_user_id}
+        body["type"] = outbound.type
         if outbound.type == "text":
             body["text"] = {"preview_url": bool(outbound.preview_url), "body": outbound.text or ""}
         elif outbound.type in MEDIA_TYPES:
@@ -133,7 +136,7 @@ class MetaProvider(HttpProvider):
         self,
         channel: Channel,
         secrets: Secrets,
-        to_phone: str,
+        to: Recipient,
         outbound: Outbound,
         *,
         status_callback_url: str | None = None,
@@ -143,15 +146,18 @@ class MetaProvider(HttpProvider):
         self.check_outbound(outbound)
         if outbound.type == "read":
             raise ValidationFailed("type: use mark_read for read receipts", field="type")
-        data = self._post(channel, secrets, self.payload(to_phone, outbound))
+        data = self._post(channel, secrets, self.payload(to, outbound))
         messages = data.get("messages")
         first = messages[0] if isinstance(messages, list) and messages and isinstance(messages[0], dict) else {}
         wamid = first.get("id")
         if not isinstance(wamid, str) or not wamid:
             raise self._maybe_sent(ValueError("Meta accepted the request but returned no message id"))
         contacts = data.get("contacts")
-        wa_id = contacts[0].get("wa_id") if isinstance(contacts, list) and contacts else None
-        return ProviderSendResult(wamid, "sent", {"wa_id": wa_id, "message_status": first.get("message_status")})
+        contact = contacts[0] if isinstance(contacts, list) and contacts and isinstance(contacts[0], dict) else {}
+        details = {"wa_id": contact.get("wa_id"), "message_status": first.get("message_status")}
+        if contact.get("user_id"):
+            details["user_id"] = contact["user_id"]
+        return ProviderSendResult(wamid, "sent", details)
 
     def mark_read(self, channel: Channel, secrets: Secrets, provider_message_id: str) -> None:
         """``{"messaging_product": "whatsapp", "status": "read", "message_id": wamid}`` → ``{"success": true}``."""

@@ -27,13 +27,12 @@ from typing import Any
 from gateway.domain import ids
 from gateway.domain import status as st
 from gateway.domain.contact import BSUID as _BSUID
-from gateway.domain.contact import clean_username
+from gateway.domain.contact import ContactRef, clean_username
 from gateway.domain.errors import BadRequest
 from gateway.domain.message import (
     AccountNotice,
     Amendment,
     AmendmentKind,
-    ContactRef,
     InboundMessage,
     MediaRef,
     Origin,

@@ -98,6 +98,10 @@ META: dict[int, ErrorRule] = {
     131053: _permanent("invalid_media", "Media upload error"),
     131056: _transient("pair_rate_limited", "Too many messages to the same user (pair rate limit)"),
     131057: _transient("provider_maintenance", "Business account in maintenance mode"),
+    131062: _permanent(
+        "recipient_id_not_supported",
+        "This message cannot be sent to a business-scoped user id (e.g. authentication templates): a phone is needed",
+    ),
     132000: _permanent("template_error", "Template parameter count mismatch"),
     132001: _permanent("template_error", "Template does not exist (name/language)"),
     132005: _permanent("template_error", "Template hydrated text too long"),

@@ -9,7 +9,7 @@ from typing import Any
 from gateway.credentials import Secrets
 from gateway.domain.channel import Channel
 from gateway.domain.errors import CredentialsRejected, ProviderError, ProviderUnavailable, ValidationFailed
-from gateway.domain.outbound import MEDIA_TYPES, Outbound, ProviderSendResult
+from gateway.domain.outbound import MEDIA_TYPES, Outbound, ProviderSendResult, Recipient
 from gateway.domain.phone import to_twilio_address
 from gateway.media import MediaError, MediaRequest
 from gateway.providers.base import HttpProvider
@@ -85,7 +85,7 @@ class TwilioProvider(HttpProvider):
         self,
         channel: Channel,
         secrets: Secrets,
-        to_phone: str,
+        to: Recipient,
         outbound: Outbound,
         *,
         status_callback_url: str | None = None,
@@ -93,7 +93,10 @@ class TwilioProvider(HttpProvider):
         """``POST /2010-04-01/Accounts/{sid}/Messages.json`` (form, Basic auth). 201 → the message's ``SM…`` sid."""
         self.check_outbound(outbound)
         account_sid = channel.account_sid or ""
-        form: list[tuple[str, str]] = [("To", to_twilio_address(to_phone))]
+        if to.group_id is not None:
+            raise ValidationFailed("Twilio channels have no WhatsApp groups", field="conversation")
+        # A user who shares no phone number is addressed as whatsapp:<BSUID>, the shape Twilio gives their From.
+        form: list[tuple[str, str]] = [("To", to_twilio_address(to.phone or str(to.wa_user_id)))]
         if channel.messaging_service_sid:
             form.append(("MessagingServiceSid", channel.messaging_service_sid))
         else:

@@ -24,9 +24,9 @@ from typing import Any
 from urllib.parse import ParseResult, parse_qsl, urlparse
 
 from gateway.domain import status as st
-from gateway.domain.contact import clean_username, is_bsuid
+from gateway.domain.contact import ContactRef, clean_username, is_bsuid
 from gateway.domain.errors import BadRequest
-from gateway.domain.message import MESSAGE_TYPES, ContactRef, InboundMessage, MediaRef
+from gateway.domain.message import MESSAGE_TYPES, InboundMessage, MediaRef
 from gateway.domain.phone import from_twilio_address, from_wa_id
 from gateway.providers import send_errors
 from gateway.providers.send_errors import ErrorRule

@@ -44,6 +44,7 @@ from gateway.domain.outbound import Outbound
 from gateway.events import MESSAGE_SENT, EventPublisher
 from gateway.observability import logger, metrics
 from gateway.providers.base import Provider
+from gateway.store.contacts_repo import conversation_contact, recipient_of
 from gateway.store.conversations_repo import ConversationRepository
 from gateway.store.idempotency_repo import DONE, IN_PROGRESS, IdempotencyRepository, idempotency_pk
 from gateway.store.messages_repo import MessageRepository
@@ -161,6 +162,8 @@ def decide(
         return Decision(mode, None, "channel_disabled")
     if conversation is None:
         return Decision(mode, None, "no_conversation")
+    if conversation.kind == "group":  # never in a group, never privately to a member (docs/decisions.md)
+        return Decision(mode, None, "group")
     if operator_locked(conversation.operator_lock_until, now):
         return Decision(mode, None, "operator_lock")
     if message_type in NO_REPLY_TYPES:
@@ -330,7 +333,7 @@ class AutoReplyService:
         callback = f"{self.public_base_url}/webhooks/twilio/status" if self.public_base_url else None
         try:
             result = provider.send(
-                channel, secrets(), conversation.contact_phone, Outbound("text", text=item.text),
+                channel, secrets(), recipient_of(conversation), Outbound("text", text=item.text),
                 status_callback_url=callback,
             )
         except ProviderError as error:
@@ -409,6 +412,7 @@ class AutoReplyService:
                 "conversation_id": inbound.conversation_id,
                 "provider": channel.provider.value,
                 "contact_phone": conversation.contact_phone,
+                "contact": conversation_contact(conversation),
                 "message": self.view(stored),
             },
         )

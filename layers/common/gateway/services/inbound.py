@@ -30,7 +30,15 @@ from gateway.credentials import CredentialsCipher, Secrets
 from gateway.domain.channel import Channel
 from gateway.domain.channel import Provider as ProviderName
 from gateway.domain.errors import ChannelNotFound, ConversationNotFound
-from gateway.events import MESSAGE_RECEIVED, MESSAGE_STATUS_CHANGED, EventPublisher
+from gateway.domain.message import Origin
+from gateway.events import (
+    MESSAGE_DELETED,
+    MESSAGE_EDITED,
+    MESSAGE_RECEIVED,
+    MESSAGE_SENT,
+    MESSAGE_STATUS_CHANGED,
+    EventPublisher,
+)
 from gateway.media import SIZE_LIMITS, MediaError, MediaStreamer
 from gateway.observability import logger, metrics
 from gateway.providers import provider_for
@@ -38,6 +46,7 @@ from gateway.providers.base import Provider
 from gateway.services.autoreply import AutoReplyRetry, AutoReplyService
 from gateway.services.inbox import InboxService
 from gateway.store.channels_repo import ChannelRepository
+from gateway.store.contacts_repo import conversation_contact
 from gateway.store.conversations_repo import ConversationRepository
 from gateway.store.messages_repo import MessageRepository
 from gateway.store.models import ConversationModel, MessageModel
@@ -107,11 +116,17 @@ class InboundProcessor:
         if _attr(new, "item_type") != "message":
             return "ignored"
         direction, event_name = _attr(new, "direction"), record.get("eventName")
-        if event_name == "INSERT" and direction == "inbound":
+        echo = _attr(new, "origin") == Origin.BUSINESS_APP.value
+        if event_name == "INSERT" and (direction == "inbound" or echo):
             keys = stream.get("Keys") or {}
             return self.process_inbound(_attr(keys, "pk") or "", _attr(keys, "sk") or "")
-        if event_name == "MODIFY" and direction == "outbound":
-            return self.status_changed(stream.get("OldImage"), new)
+        if event_name == "MODIFY":
+            old = stream.get("OldImage")
+            amended = self.amended(old, new)
+            if direction == "outbound":
+                status = self.status_changed(old, new)
+                return amended if status == "unchanged" and amended != "unchanged" else status
+            return amended
         return "ignored"
 
     # ------------------------------------------------------------------ inbound messages
@@ -126,7 +141,8 @@ class InboundProcessor:
         secrets = self._secrets_once(channel)
         problems: list[str] = []
 
-        if channel is not None and provider is not None and self.autoreply is not None:
+        echo = item.origin == Origin.BUSINESS_APP.value  # written by the business: no auto-reply to it
+        if channel is not None and provider is not None and self.autoreply is not None and not echo:
             try:
                 outcome = self.autoreply.handle(item, channel, conversation, provider, secrets)
                 logger.debug("auto-reply outcome", extra={"action": outcome.action, "reason": outcome.reason})
@@ -140,8 +156,8 @@ class InboundProcessor:
             problems += self._store_media(item, channel, provider, secrets)
             item = self.messages.get(message_pk, message_sk) or item
 
-        if not problems and not self._publish_received(item, channel, conversation):
-            problems.append("message.received not accepted by EventBridge")
+        if not problems and not self._publish_received(item, channel, conversation, echo=echo):
+            problems.append(f"{MESSAGE_SENT if echo else MESSAGE_RECEIVED} not accepted by EventBridge")
         if problems:
             raise RetryableError("; ".join(problems))
         return "processed"
@@ -187,18 +203,20 @@ class InboundProcessor:
         return problems
 
     def _publish_received(
-        self, item: MessageModel, channel: Channel | None, conversation: ConversationModel | None
+        self, item: MessageModel, channel: Channel | None, conversation: ConversationModel | None, *, echo: bool
     ) -> bool:
+        """``message.received``; for an echo (the business wrote from the WhatsApp Business app) ``message.sent``,
+        with the same detail as an operator's send."""
         published = self.events.publish(
-            MESSAGE_RECEIVED,
+            MESSAGE_SENT if echo else MESSAGE_RECEIVED,
             {
                 "tenant_id": item.tenant_id,
                 "channel_id": item.channel_id,
                 "conversation_id": item.conversation_id,
                 "provider": item.provider,
-                "contact_phone": (item.sender or {}).get("id")
-                or (conversation.contact_phone if conversation is not None else None),
+                "contact_phone": conversation.contact_phone if conversation is not None else None,
                 "contact_name": conversation.contact_name if conversation is not None else None,
+                "contact": conversation_contact(conversation) if conversation is not None else None,
                 "location_id": channel.location_id if channel is not None else None,
                 "message": self.event_view(item),
             },
@@ -206,6 +224,39 @@ class InboundProcessor:
         if published:
             metrics.add_metric(name="MessageReceivedPublished", unit="Count", value=1)
         return published
+
+    # ------------------------------------------------------------------ edits and deletions
+    def amended(self, old_image: dict[str, Any] | None, new_image: dict[str, Any]) -> str:
+        """A message its author edited or deleted (``edited_at`` / ``deleted_at`` changed between the images):
+        ``message.edited`` / ``message.deleted`` on the bus; for a deletion the media objects are deleted from S3
+        first (their keys are in the old image: the stored message has no media any more). Idempotent."""
+        old = old_image or {}
+        deleted = _attr(new_image, "deleted_at") is not None and _attr(old, "deleted_at") is None
+        edited = _attr(new_image, "edited_at") != _attr(old, "edited_at") and not deleted
+        if not (deleted or edited):
+            return "unchanged"
+        item = MessageModel.from_raw_data(new_image)
+        if deleted and old:
+            for entry in MessageModel.from_raw_data(old).media or []:
+                key = _plain(entry).get("s3_key")
+                if key:
+                    self.streamer.s3.delete_object(Bucket=self.settings.media_bucket, Key=key)  # type: ignore[union-attr]
+                    metrics.add_metric(name="MediaDeleted", unit="Count", value=1)
+        conversation = self._conversation(item)
+        published = self.events.publish(
+            MESSAGE_DELETED if deleted else MESSAGE_EDITED,
+            {
+                "tenant_id": item.tenant_id,
+                "channel_id": item.channel_id,
+                "conversation_id": item.conversation_id,
+                "provider": item.provider,
+                "contact": conversation_contact(conversation) if conversation is not None else None,
+                "message": self.event_view(item),
+            },
+        )
+        if not published:
+            raise RetryableError("message.edited/deleted not accepted by EventBridge")
+        return "deleted" if deleted else "edited"
 
     # ------------------------------------------------------------------ outbound status changes
     def status_changed(self, old_image: dict[str, Any] | None, new_image: dict[str, Any]) -> str:
@@ -222,6 +273,7 @@ class InboundProcessor:
                 "conversation_id": item.conversation_id,
                 "provider": item.provider,
                 "contact_phone": conversation.contact_phone if conversation is not None else None,
+                "contact": conversation_contact(conversation) if conversation is not None else None,
                 "previous_status": previous,
                 "status": current,
                 "message": self.event_view(item),

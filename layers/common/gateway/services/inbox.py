@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from gateway.aws import client as aws_client
 from gateway.config import Settings, get_settings
+from gateway.store.contacts_repo import conversation_contact
 from gateway.store.conversations_repo import ConversationRepository
 from gateway.store.messages_repo import MessageRepository
 from gateway.store.models import ConversationModel, MessageModel
@@ -35,7 +36,9 @@ def conversation_view(item: ConversationModel) -> dict[str, Any]:
         "id": item.conversation_id,
         "channel_id": item.channel_id,
         "provider": item.provider,
-        "contact": {"phone": item.contact_phone, "name": item.contact_name},
+        "kind": item.kind or "direct",
+        "group_id": item.group_id,
+        "contact": conversation_contact(item),
         "last_message_at": item.last_message_at,
         "last_inbound_at": item.last_inbound_at,
         "last_message_preview": item.last_message_preview,
@@ -101,6 +104,9 @@ class InboxService:
             "error": item.error,
             "sender": item.sender or {},
             "created_at": item.created_at,
+            "received_at": item.received_at,
+            "edited_at": item.edited_at,
+            "deleted_at": item.deleted_at,
             "status_updated_at": item.status_updated_at,
         }
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import hmac
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import parse_qsl
 
@@ -40,8 +40,9 @@ from gateway.observability import logger
 from gateway.providers import meta_webhook as mw
 from gateway.services.ingest import IngestService
 
-# Meta batches per WABA; no genuine notification speaks for more numbers than this.
+# Meta batches per WABA; no genuine notification speaks for more numbers (or business accounts) than this.
 MAX_PHONE_NUMBER_IDS = 100
+MAX_WABA_IDS = 10
 _HUB_PARAMS = ("hub.mode", "hub.verify_token", "hub.challenge")
 
 
@@ -52,6 +53,8 @@ class Receipt:
     stored: int = 0
     duplicates: int = 0
     statuses: Counter[str] = field(default_factory=Counter)  # applied | stale | parked | ignored
+    amendments: Counter[str] = field(default_factory=Counter)  # applied | stale | parked
+    notices: Counter[str] = field(default_factory=Counter)  # <field>:<what was done>
     rejected_items: int = 0
     provider_errors: int = 0
     unknown_phone_number_ids: list[str] = field(default_factory=list)
@@ -63,6 +66,8 @@ class Receipt:
             "stored": self.stored,
             "duplicates": self.duplicates,
             "statuses": dict(self.statuses),
+            "amendments": dict(self.amendments),
+            "notices": sum(self.notices.values()),
             "rejected_items": self.rejected_items,
             "provider_errors": self.provider_errors,
             "unknown_phone_numbers": len(self.unknown_phone_number_ids),
@@ -116,69 +121,103 @@ class MetaWebhooks:
         body = request.body
         by_global = mw.signature_valid(body, digest, self.settings.meta_app_secret)
         notification = mw.parse_notification(body)
-        numbers = notification.phone_number_ids
+        numbers, wabas = notification.phone_number_ids, notification.waba_ids
         if len(numbers) > MAX_PHONE_NUMBER_IDS:
             raise BadRequest(f"The notification names more than {MAX_PHONE_NUMBER_IDS} phone numbers.")
+        if len(wabas) > MAX_WABA_IDS:
+            raise BadRequest(f"The notification names more than {MAX_WABA_IDS} business accounts.")
         channels = {number: self.ingest.channel_for(route_key_meta(number)) for number in numbers}
+        accounts: Mapping[str, Sequence[Channel]] = {
+            waba: self.ingest.channels.channels_of_waba(waba) for waba in wabas
+        }
         if not by_global:
-            self._authenticate(body, digest, channels)
-        return self._process(notification, channels)
+            accounts = self._authenticate(body, digest, channels, accounts)
+        return self._process(notification, channels, accounts)
 
-    def _authenticate(self, body: bytes, digest: bytes, channels: Mapping[str, Channel | None]) -> None:
-        """The bytes must verify under the secret bound to every known channel they name (its own app secret,
-        else the deployment's); at least one must be known. One answer for every failure: nothing tells a
-        forger which numbers exist."""
+    def _authenticate(
+        self,
+        body: bytes,
+        digest: bytes,
+        channels: Mapping[str, Channel | None],
+        accounts: Mapping[str, Sequence[Channel]],
+    ) -> Mapping[str, Sequence[Channel]]:
+        """The bytes must verify under the secret bound to every known channel whose number they name (its own
+        app secret, else the deployment's). A WABA-level change (no number: templates, account news) is applied
+        to the channels of that WABA whose secret verifies the bytes, and only to those: one tenant's secret
+        never vouches for another tenant's account. At least one channel must verify. One answer for every
+        failure: nothing tells a forger which numbers or accounts exist (docs/decisions.md D8)."""
         checked: dict[str, bool] = {}
+
+        def verified(channel: Channel) -> bool:
+            secret = self.ingest.secrets(channel).get("app_secret") or self.settings.meta_app_secret or ""
+            if secret not in checked:
+                checked[secret] = mw.signature_valid(body, digest, secret)
+            return checked[secret]
+
         known = 0
         for channel in channels.values():
             if channel is None:
                 continue
-            secret = self.ingest.secrets(channel).get("app_secret") or self.settings.meta_app_secret
-            if secret not in checked:
-                checked[secret] = mw.signature_valid(body, digest, secret)
-            if not checked[secret]:
+            if not verified(channel):
                 raise InvalidSignature("The X-Hub-Signature-256 does not match this payload.")
             known += 1
+        audience = {waba: [c for c in members if verified(c)] for waba, members in accounts.items()}
+        known += sum(len(members) for members in audience.values())
         if not known:
             raise InvalidSignature("The X-Hub-Signature-256 does not match this payload.")
+        return audience
 
-    def _process(self, notification: mw.Notification, channels: Mapping[str, Channel | None]) -> Receipt:
+    def _process(
+        self,
+        notification: mw.Notification,
+        channels: Mapping[str, Channel | None],
+        accounts: Mapping[str, Sequence[Channel]],
+    ) -> Receipt:
         receipt = Receipt()
         if not notification.whatsapp:
             receipt.other_fields[f"object:{notification.object}"] += 1
-        now = ids.iso(ids.utcnow())
-        for change in notification.changes:
-            if change.field != mw.MESSAGES_FIELD:
+        now = ids.now_iso()
+        for change, content in zip(notification.changes, mw.normalize(notification, now=now), strict=True):
+            if change.field not in mw.HANDLED_FIELDS:
                 receipt.other_fields[change.field] += 1
                 continue
-            channel = channels.get(change.phone_number_id or "")
-            content = mw.normalize_change(change.value, now=now)
-            if channel is None:
-                receipt.unknown_phone_number_ids.append(change.phone_number_id or "")
+            if change.phone_number_id is None:
+                targets = list(accounts.get(change.entry_id or "", ()))
+            else:
+                channel = channels.get(change.phone_number_id)
+                targets = [channel] if channel is not None else []
+            if not targets:
+                receipt.unknown_phone_number_ids.append(change.phone_number_id or f"waba:{change.entry_id}")
                 logger.warning(
-                    "meta notification for an unknown phone number",
+                    "meta notification for an unknown phone number or business account",
                     extra={
+                        "field": change.field,
                         "phone_number_id": change.phone_number_id,
-                        "messages": len(content.messages),
-                        "statuses": len(content.statuses),
+                        "waba_id": change.entry_id,
+                        "items": content.items,
                     },
                 )
                 continue
-            receipt.channels.add(channel.channel_id)
-            self._report(channel, content, receipt)
-            for message in content.messages:
-                if message.contact.phone is None or message.group_id is not None:
-                    receipt.rejected_items += 1  # stored from the next commit on (contacts by BSUID, groups)
-                    continue
-                if self.ingest.store_message(channel, message) is None:
-                    receipt.duplicates += 1
-                else:
-                    receipt.stored += 1
-            for update in content.statuses:
-                receipt.statuses[self.ingest.apply_status(channel, update)] += 1
-            if content.ignored_statuses:
-                receipt.statuses["ignored"] += len(content.ignored_statuses)
+            for channel in targets:
+                receipt.channels.add(channel.channel_id)
+                self._report(channel, content, receipt)
+                self._store(channel, content, receipt, now)
         return receipt
+
+    def _store(self, channel: Channel, content: mw.ChangeContent, receipt: Receipt, now: str) -> None:
+        for message in content.messages:
+            if self.ingest.store_message(channel, message, now=now) is None:
+                receipt.duplicates += 1
+            else:
+                receipt.stored += 1
+        for amendment in content.amendments:
+            receipt.amendments[self.ingest.apply_amendment(channel, amendment, now=now)] += 1
+        for update in content.statuses:
+            receipt.statuses[self.ingest.apply_status(channel, update)] += 1
+        if content.ignored_statuses:
+            receipt.statuses["ignored"] += len(content.ignored_statuses)
+        for notice in content.notices:
+            receipt.notices[f"{notice.field}:{self.ingest.apply_notice(channel, notice)}"] += 1
 
     @staticmethod
     def _report(channel: Channel, content: mw.ChangeContent, receipt: Receipt) -> None:

@@ -61,13 +61,13 @@ from gateway.providers import provider_for
 from gateway.providers.base import Provider as ProviderPort
 from gateway.services.inbox import InboxService
 from gateway.store.channels_repo import ChannelRepository
+from gateway.store.contacts_repo import conversation_contact, recipient_of
 from gateway.store.conversations_repo import ConversationRepository
 from gateway.store.idempotency_repo import DONE, IdempotencyRepository, idempotency_pk
 from gateway.store.messages_repo import MessageRepository
 from gateway.store.models import ConversationModel, IdempotencyModel, MessageModel, tenant_pk
 
 SERVICE_WINDOW = timedelta(hours=24)
-DEFAULT_OPERATOR_LOCK_MINUTES = 30
 IDEMPOTENCY_SCOPE = "send"
 _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
@@ -514,7 +514,7 @@ class _Run:
 
         def call() -> ProviderSendResult:
             return provider.send(
-                channel, secrets, conversation.contact_phone, outbound, status_callback_url=status_callback_url
+                channel, secrets, recipient_of(conversation), outbound, status_callback_url=status_callback_url
             )
 
         progress.provider_called = True
@@ -555,6 +555,7 @@ class _Run:
                 "conversation_id": self.conversation_id,
                 "provider": channel.provider.value,
                 "contact_phone": conversation.contact_phone,
+                "contact": conversation_contact(conversation),
                 "message": view,
             },
         )
@@ -573,7 +574,7 @@ class _Run:
 
     def _touch_conversation(self, channel: Channel, outbound: Outbound, now: datetime) -> None:
         """Activity for the inbox, and the operator lock: auto-replies pause while an operator is talking."""
-        minutes = int((channel.auto_reply or {}).get("operator_lock_minutes") or DEFAULT_OPERATOR_LOCK_MINUTES)
+        minutes = channel.operator_lock_minutes
         now_iso = ids.iso(now)
         self.service.conversations.update(
             self.tenant_id,

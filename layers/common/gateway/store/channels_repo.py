@@ -10,6 +10,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
 from pynamodb.transactions import TransactWrite
@@ -17,6 +18,9 @@ from pynamodb.transactions import TransactWrite
 from gateway.domain.channel import Channel, ChannelStatus, Provider
 from gateway.domain.errors import ChannelExists, ChannelNotFound, Conflict
 from gateway.store.models import ChannelModel, RouteModel, tenant_pk, transaction_connection
+
+# Numbers of one WhatsApp Business Account considered for a WABA-level notification (bounded pre-auth work).
+MAX_WABA_CHANNELS = 20
 
 
 def _to_domain(item: ChannelModel) -> Channel:
@@ -84,6 +88,7 @@ class ChannelRepository:
         self._ttl = cache_ttl_seconds
         self._clock = clock
         self._route_cache: dict[str, tuple[float, Channel | None]] = {}
+        self._waba_cache: dict[str, tuple[float, tuple[Channel, ...]]] = {}
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ tenant-facing
@@ -167,6 +172,37 @@ class ChannelRepository:
         except DoesNotExist:
             return None
         return channel if channel.active else None
+
+    def channels_of_waba(self, business_account_id: str, *, limit: int = MAX_WABA_CHANNELS) -> tuple[Channel, ...]:
+        """The active Meta channels of a WhatsApp Business Account (several numbers share one), at most
+        ``limit``, cached while warm like routes. The index is eventually consistent: a channel created a second
+        ago may be missing for that second (its WABA-level notifications are then answered 401 and retried)."""
+        key = f"waba#{business_account_id}"
+        now = self._clock()
+        with self._lock:
+            cached = self._waba_cache.get(key)
+        if cached and cached[0] > now:
+            return cached[1]
+        found = []
+        for hit in ChannelModel.by_waba.query(business_account_id, limit=limit * 4, page_size=limit * 4):
+            try:
+                channel = _to_domain(ChannelModel.get(hit.pk, hit.sk, consistent_read=True))
+            except DoesNotExist:
+                continue
+            if channel.active and channel.provider is Provider.META:
+                found.append(channel)
+            if len(found) >= limit:
+                break
+        with self._lock:
+            if len(self._waba_cache) > 1024:
+                self._waba_cache.pop(next(iter(self._waba_cache)))
+            self._waba_cache[key] = (now + self._ttl, tuple(found))
+        return tuple(found)
+
+    def record_health(self, channel: Channel, health: dict[str, Any]) -> None:
+        """What Meta last said about the number's quality or messaging limit (``phone_number_quality_update``)."""
+        item = _to_item(channel)
+        item.update(actions=[ChannelModel.health.set(health)], condition=ChannelModel.pk.exists())
 
     def forget(self, route_keys: Iterable[str]) -> None:
         with self._lock:

@@ -5,8 +5,11 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Sequence
+from dataclasses import replace
+from datetime import timedelta
 from typing import Any
 
+from pynamodb.constants import ALL_OLD
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
 from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
@@ -14,12 +17,22 @@ from pynamodb.transactions import TransactWrite
 from gateway.domain import ids
 from gateway.domain import status as st
 from gateway.domain.channel import Channel
+from gateway.domain.contact import Identity, IdentityKind
 from gateway.domain.errors import ChannelNotFound
-from gateway.domain.message import Direction, InboundMessage, MediaRef
+from gateway.domain.message import (
+    Amendment,
+    AmendmentKind,
+    Direction,
+    InboundMessage,
+    MediaRef,
+    Origin,
+    effective_created_at,
+)
+from gateway.store.contacts_repo import ContactRepository, Resolution
 from gateway.store.conversations_repo import Page
 from gateway.store.models import (
-    ContactModel,
     ConversationModel,
+    IdentityModel,
     MessageModel,
     ProviderMessageModel,
     RouteModel,
@@ -31,7 +44,258 @@ from gateway.store.pagination import decode_cursor, encode_cursor
 _CONFLICT_RETRIES = 5
 
 
+class TransactionConflictPersisted(RuntimeError):
+    """Concurrent writers kept cancelling the transaction: a 5xx, the provider retries (idempotent)."""
+
+
+def amended(
+    text: str | None, media: list[dict[str, Any]], amendment: dict[str, Any]
+) -> tuple[str | None, list[dict[str, Any]], dict[str, Any]]:
+    """A message's text, media and changed attributes once an edit or a deletion is applied (one home for the
+    rule, used when the message is stored after its amendment and when the amendment finds it stored): an edit
+    replaces the text (and a media's caption) and sets ``edited_at``; a deletion empties text and media and sets
+    ``deleted_at`` (the media objects are deleted from S3 by the inbound processor)."""
+    if amendment.get("kind") == AmendmentKind.REVOKE.value:
+        return None, [], {"deleted_at": amendment.get("at")}
+    new_text = amendment.get("text")
+    media = [dict(m) for m in media]
+    if media:
+        media[0]["caption"] = new_text
+    return new_text, media, {"edited_at": amendment.get("at")}
+
+
+# Parked items (amendments of messages never seen, e.g. sent to another app on the same WABA) expire: 7 days,
+# as long as Meta retries a notification.
+PARKED_TTL_SECONDS = 7 * 24 * 3600
+
+
+def _supersedes(new: dict[str, Any], parked: dict[str, Any]) -> bool:
+    """Whether a new amendment replaces a parked one: a deletion beats an edit; of two edits the later wins."""
+    if parked.get("kind") == AmendmentKind.REVOKE.value:
+        return False
+    if new["kind"] == AmendmentKind.REVOKE.value:
+        return True
+    return str(new["at"]) >= str(parked.get("at") or "")
+
+
+class _InboundWrite:
+    """The items of one inbound (or echo) transaction, in order, with a label each to read cancellations by."""
+
+    def __init__(
+        self,
+        channel: Channel,
+        message: InboundMessage,
+        resolution: Resolution,
+        received_at: str,
+        created_at: str,
+        snapshot: dict[str, Any] | None,
+        parked: ProviderMessageModel | None,
+    ) -> None:
+        self.channel, self.message, self.resolution = channel, message, resolution
+        # Only identities this contact holds (or may claim) are written on it: a BSUID that belongs to another
+        # contact (two records of one person, docs/decisions.md D18) stays off this one.
+        claimed = {identity.kind for identity in resolution.claim}
+        self.contact = replace(
+            message.contact,
+            phone=message.contact.phone if IdentityKind.PHONE in claimed else None,
+            wa_user_id=message.contact.wa_user_id if IdentityKind.WA_USER in claimed else None,
+        )
+        self.received_at, self.created_at = received_at, created_at
+        self.snapshot, self.parked = snapshot, parked
+        tenant = self.tenant = channel.tenant_id
+        self.echo = message.origin is Origin.BUSINESS_APP
+        self.group = message.group_id is not None and not self.echo
+        self.message_id = ids.stable_id("msg", tenant, message.provider, message.provider_message_id)
+        link = resolution.link
+        self.conversation_id = (
+            ids.group_conversation_id(tenant, channel.channel_id, str(message.group_id))
+            if self.group
+            else link.conversation_id(tenant, channel.channel_id)
+        )
+        self.message_pk = MessageModel.partition(tenant, self.conversation_id)
+        self.message_sk = MessageModel.sort(created_at, self.message_id)
+        self.labels: list[str] = []
+
+    # ------------------------------------------------------------------ the items
+    def add_to(self, tx: TransactWrite, route_key: str | None, contacts: ContactRepository) -> None:
+        if route_key is not None:  # condition checks first: a disabled channel stores nothing
+            still_ours = RouteModel.channel_id == self.channel.channel_id
+            tx.condition_check(RouteModel, *RouteModel.key(route_key), condition=still_ours)
+            self.labels.append("route")
+        self._claim(tx)
+        tx.save(self._message())
+        self.labels.append("message")
+        actions, condition = self._conversation()
+        conversation = ConversationModel(*ConversationModel.key(self.tenant, self.conversation_id))
+        tx.update(conversation, actions=actions, condition=condition, return_values=ALL_OLD)
+        self.labels.append("conversation")
+        contact, contact_actions = contacts.contact_write(
+            self.tenant,
+            self.resolution.link,
+            self.contact,
+            now=self.received_at,
+            last_inbound_at=self.created_at if not self.echo and self._newest() else None,
+            conversation_id=self.conversation_id,
+            group=self.group,
+        )
+        tx.update(contact, actions=contact_actions)
+        self.labels.append("contact")
+        for claim, claim_actions, claim_condition in contacts.claim_writes(self.tenant, self.resolution):
+            tx.update(claim, actions=claim_actions, condition=claim_condition, return_values=ALL_OLD)
+            self.labels.append("identity")
+
+    def _claim(self, tx: TransactWrite) -> None:
+        key = ProviderMessageModel.key(self.tenant, self.message.provider, self.message.provider_message_id)
+        if self.parked is None:
+            claim = ProviderMessageModel(
+                *key, tenant_id=self.tenant, message_pk=self.message_pk, message_sk=self.message_sk
+            )
+            tx.save(claim, condition=ProviderMessageModel.pk.does_not_exist(), return_values=ALL_OLD)
+        else:  # an edit or deletion parked here before the message arrived: taken over, applied below
+            condition = ProviderMessageModel.message_pk.does_not_exist() & (
+                ProviderMessageModel.pending_amendment == self.parked.pending_amendment
+            )
+            tx.update(
+                ProviderMessageModel(*key),
+                actions=[
+                    ProviderMessageModel.tenant_id.set(self.tenant),
+                    ProviderMessageModel.message_pk.set(self.message_pk),
+                    ProviderMessageModel.message_sk.set(self.message_sk),
+                    ProviderMessageModel.pending_amendment.remove(),
+                    ProviderMessageModel.expires_at.remove(),
+                ],
+                condition=condition,
+                return_values=ALL_OLD,
+            )
+        self.labels.append("claim")
+
+    def _message(self) -> MessageModel:
+        message = self.message
+        text, media = message.text, [m.to_item() for m in message.media]
+        changes: dict[str, Any] = {}
+        if self.parked is not None and self.parked.pending_amendment:
+            text, media, changes = amended(text, media, self.parked.pending_amendment)
+        if self.echo:
+            direction, status, sender = Direction.OUTBOUND, st.SENT, {"kind": Origin.BUSINESS_APP.value, "id": None}
+        else:
+            direction, status = Direction.INBOUND, "received"
+            sender = {"kind": "contact", "id": self.resolution.link.contact_id}
+            if self.group and message.contact.name:
+                sender["name"] = message.contact.name
+        return MessageModel(
+            self.message_pk,
+            self.message_sk,
+            tenant_id=self.tenant,
+            conversation_id=self.conversation_id,
+            message_id=self.message_id,
+            channel_id=self.channel.channel_id,
+            direction=direction.value,
+            provider=message.provider,
+            provider_message_id=message.provider_message_id,
+            type=message.type,
+            text=text,
+            media=media,
+            location=message.location,
+            context=message.context,
+            content=message.content,
+            status=status,
+            status_rank=st.RANK[st.SENT] if self.echo else None,
+            sender=sender,
+            origin=Origin.BUSINESS_APP.value if self.echo else None,
+            created_at=self.created_at,
+            received_at=self.received_at,
+            status_updated_at=self.received_at,
+            **changes,
+        )
+
+    def _newest(self) -> bool:
+        """Whether this message is (assumed, or known to be) the conversation's latest."""
+        if not self.snapshot:
+            return True
+        last = self.snapshot.get("last_message_at")
+        return last is None or self.created_at >= last
+
+    def _conversation(self) -> tuple[list[Action], Any]:
+        C = ConversationModel
+        channel, contact, created = self.channel, self.contact, self.created_at
+        actions: list[Action | None] = [
+            C.tenant_id.set(self.tenant),
+            C.conversation_id.set(self.conversation_id),
+            C.channel_id.set(channel.channel_id),
+            C.provider.set(self.message.provider),
+            C.kind.set("group" if self.group else "direct"),
+            C.created_at.set(C.created_at | created),
+            C.location_id.set(C.location_id | channel.location_id) if channel.location_id else None,
+            C.gsi1pk.set(tenant_pk(self.tenant)),
+        ]
+        if self.group:
+            actions.append(C.group_id.set(str(self.message.group_id)))
+        else:
+            actions += [
+                C.contact_id.set(self.resolution.link.contact_id),
+                C.contact_phone.set(contact.phone) if contact.phone else None,
+                C.contact_wa_user_id.set(contact.wa_user_id) if contact.wa_user_id else None,
+                C.contact_username.set(contact.username) if contact.username else None,
+                C.contact_name.set(contact.name) if contact.name else None,
+            ]
+        if not self.echo:
+            actions.append(C.unread_count.add(1))
+        if self._newest():
+            actions += [
+                C.last_message_at.set(created),
+                C.last_message_preview.set(self.message.preview()),
+                C.gsi1sk.set(C.activity_key(created, self.conversation_id)),
+            ]
+            if self.echo:  # a person answers from the app: auto-replies pause like after an operator send
+                lock = ids.iso(ids.parse_iso(created) + timedelta(minutes=channel.operator_lock_minutes))
+                actions.append(C.operator_lock_until.set(lock))
+            else:
+                actions.append(C.last_inbound_at.set(created))
+        elif not self.echo:
+            last_inbound = (self.snapshot or {}).get("last_inbound_at")
+            if last_inbound is None or created > last_inbound:
+                actions.append(C.last_inbound_at.set(created))
+        if not self.snapshot:
+            condition = C.last_message_at.does_not_exist() | (C.last_message_at <= created)
+        else:
+            last = self.snapshot.get("last_message_at")
+            condition = C.last_message_at.does_not_exist() if last is None else C.last_message_at == last
+        return [a for a in actions if a is not None], condition
+
+    # ------------------------------------------------------------------ reading a cancellation
+    def failures(self, error: TransactWriteError) -> dict[str, Any]:
+        """label → what the failed item holds now (``claim``: the ProviderMessageModel or None; ``conversation``:
+        its attributes; ``identity``: {Identity: IdentityModel}); only items whose condition failed."""
+        found: dict[str, Any] = {}
+        identities: dict[Identity, IdentityModel | None] = {}
+        reasons = list(error.cancellation_reasons or [])
+        for label, reason in zip(self.labels, reasons, strict=False):
+            if reason is None or reason.code != "ConditionalCheckFailed":
+                continue
+            raw = reason.raw_item
+            if label == "claim":
+                found["claim"] = ProviderMessageModel.from_raw_data(raw) if raw else None
+            elif label == "conversation":
+                found["conversation"] = dict(ConversationModel.from_raw_data(raw).attribute_values) if raw else {}
+            elif label == "identity" and raw:
+                claim = IdentityModel.from_raw_data(raw)
+                kind, value = str(claim.sk).split("#", 2)[1:]
+                identities[Identity(IdentityKind(kind), value)] = claim
+            else:
+                found[label] = None
+        if identities:
+            found["identity"] = identities
+        return found
+
+    @staticmethod
+    def conflict(error: TransactWriteError) -> bool:
+        return any(r is not None and r.code == "TransactionConflict" for r in error.cancellation_reasons or [])
+
+
 class MessageRepository:
+    def __init__(self, contacts: ContactRepository | None = None) -> None:
+        self.contacts = contacts or ContactRepository()
+
     def list(self, tenant_id: str, conversation_id: str, limit: int, cursor: str | None) -> Page[MessageModel]:
         partition = MessageModel.partition(tenant_id, conversation_id)
         start = decode_cursor(cursor, partition_attr="pk", partition_value=partition, other_keys={"sk": "MSG#"})
@@ -49,106 +313,57 @@ class MessageRepository:
     def record_inbound(
         self, channel: Channel, message: InboundMessage, *, now: str | None = None, route_key: str | None = None
     ) -> str | None:
-        """Store an inbound message with its conversation and contact upserts in ONE TransactWriteItems.
+        """Store a message the provider reported, with its conversation, contact and identity claims, in ONE
+        TransactWriteItems when the contact is known (docs/decisions.md, "Contacts with their own ids").
 
-        Returns the new message id, or None when the provider message id was already stored (a redelivery),
-        in which case nothing at all changed.
+        What the contact wrote is stored ``received`` (inbound); an echo (``origin=business_app``: the business
+        wrote from the WhatsApp Business app) is stored ``sent`` (outbound, ``sender.kind=business_app``), sets the
+        operator lock and changes neither the unread count nor the 24-hour window. A message with a ``group_id``
+        belongs to the group's conversation, never to the sender's one-to-one.
 
-        ``route_key``: also check, in the same transaction, that this provider address is still claimed by the
-        channel. A webhook resolves its channel from a warm cache; the check makes a channel disabled a moment
-        ago refuse messages at once (ChannelNotFound, nothing stored) at no extra request.
+        ``created_at`` is the provider's time when sane (``effective_created_at``), ``received_at`` the arrival
+        (``now``). A late delivery (older than the conversation's last activity) neither moves the inbox order
+        back nor the 24-hour window: it is filed at its own time.
+
+        Returns the new message id, or None when the provider message id was already stored (a redelivery), in
+        which case nothing at all changed. ``route_key``: also check, in the same transaction, that this provider
+        address is still claimed by the channel (ChannelNotFound, nothing stored, when it was disabled).
         """
-        now = now or ids.iso(ids.utcnow())
+        received_at = now or ids.iso(ids.utcnow())
+        created_at = effective_created_at(message.provider_timestamp, received_at)
         tenant = channel.tenant_id
-        phone = message.contact.phone
-        if phone is None:
-            raise ValueError("a contact without a phone number cannot be stored yet")
-        name = message.contact.name
-        conversation_id = ids.conversation_id(tenant, channel.channel_id, phone)
-        message_id = ids.stable_id("msg", tenant, message.provider, message.provider_message_id)
-        message_pk = MessageModel.partition(tenant, conversation_id)
-        message_sk = MessageModel.sort(now, message_id)
-
-        claim = ProviderMessageModel(
-            *ProviderMessageModel.key(tenant, message.provider, message.provider_message_id),
-            tenant_id=tenant,
-            message_pk=message_pk,
-            message_sk=message_sk,
-        )
-        item = MessageModel(
-            message_pk,
-            message_sk,
-            tenant_id=tenant,
-            conversation_id=conversation_id,
-            message_id=message_id,
-            channel_id=channel.channel_id,
-            direction=Direction.INBOUND.value,
-            provider=message.provider,
-            provider_message_id=message.provider_message_id,
-            type=message.type,
-            text=message.text,
-            media=[m.to_item() for m in message.media],
-            location=message.location,
-            context=message.context,
-            content=message.content,
-            status="received",
-            sender={"kind": "contact", "id": phone},
-            created_at=now,
-            status_updated_at=now,
-        )
-        conversation = ConversationModel(*ConversationModel.key(tenant, conversation_id))
-        conversation_actions = [
-            ConversationModel.tenant_id.set(tenant),
-            ConversationModel.conversation_id.set(conversation_id),
-            ConversationModel.channel_id.set(channel.channel_id),
-            ConversationModel.provider.set(message.provider),
-            ConversationModel.contact_phone.set(phone),
-            ConversationModel.created_at.set(ConversationModel.created_at | now),
-            ConversationModel.location_id.set(ConversationModel.location_id | channel.location_id)
-            if channel.location_id
-            else None,
-            ConversationModel.last_message_at.set(now),
-            ConversationModel.last_inbound_at.set(now),
-            ConversationModel.last_message_preview.set(message.preview()),
-            ConversationModel.unread_count.add(1),
-            ConversationModel.gsi1pk.set(tenant_pk(tenant)),
-            ConversationModel.gsi1sk.set(ConversationModel.activity_key(now, conversation_id)),
-            ConversationModel.contact_name.set(name) if name else None,
-        ]
-        contact = ContactModel(*ContactModel.key(tenant, phone))
-        contact_actions = [
-            ContactModel.tenant_id.set(tenant),
-            ContactModel.phone.set(phone),
-            ContactModel.created_at.set(ContactModel.created_at | now),
-            ContactModel.last_inbound_at.set(now),
-            ContactModel.name.set(name) if name else None,
-            ContactModel.wa_id.set(phone[1:]),
-        ]
-        for attempt in range(_CONFLICT_RETRIES):
+        resolution = self.contacts.guess(tenant, message.contact)
+        snapshot: dict[str, Any] | None = None  # None: assume the newest message; else the conversation as read
+        parked: ProviderMessageModel | None = None
+        for attempt in range(_CONFLICT_RETRIES + 2):
+            write = _InboundWrite(channel, message, resolution, received_at, created_at, snapshot, parked)
             try:
                 with TransactWrite(connection=transaction_connection()) as tx:
-                    if route_key is not None:  # condition checks come first in the request
-                        still_ours = RouteModel.channel_id == channel.channel_id
-                        tx.condition_check(RouteModel, *RouteModel.key(route_key), condition=still_ours)
-                    tx.save(claim, condition=ProviderMessageModel.pk.does_not_exist())
-                    tx.save(item)
-                    tx.update(conversation, actions=[a for a in conversation_actions if a is not None])
-                    tx.update(contact, actions=[a for a in contact_actions if a is not None])
-                return message_id
+                    write.add_to(tx, route_key, self.contacts)
+                self.contacts.remember(tenant, message.contact, resolution.link)
+                return write.message_id
             except TransactWriteError as error:
-                codes = [r.code if r is not None else None for r in error.cancellation_reasons]
-                if route_key is not None:
-                    if codes and codes[0] == "ConditionalCheckFailed":
-                        raise ChannelNotFound("The channel for this number was disabled.") from error
-                    codes = codes[1:]
-                if codes and codes[0] == "ConditionalCheckFailed":
-                    return None  # the claim exists: a redelivery of a stored message
-                if "TransactionConflict" not in codes or attempt == _CONFLICT_RETRIES - 1:
+                failed = write.failures(error)
+                if "route" in failed:
+                    raise ChannelNotFound("The channel for this number was disabled.") from error
+                if "claim" in failed:
+                    existing = failed["claim"]
+                    if existing is None or existing.message_pk or not existing.pending_amendment:
+                        return None  # the claim exists: a redelivery of a stored message
+                    parked = existing  # an edit or deletion came first: store the message with it applied
+                    continue
+                if "identity" in failed:
+                    resolution = self.contacts.resolve(tenant, message.contact, failed["identity"])
+                    continue
+                if "conversation" in failed:
+                    snapshot = failed["conversation"]  # a later message is stored already: keep its activity
+                    continue
+                if not write.conflict(error) or attempt >= _CONFLICT_RETRIES:
                     raise
                 # A concurrent delivery of the same message (or activity in the same conversation) holds the
                 # items; the retry either wins or sees the claim and reports a duplicate.
                 time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))  # noqa: S311 - jitter, not crypto
-        raise AssertionError("unreachable")
+        raise TransactionConflictPersisted("the inbound message could not be stored after retries")
 
     # ------------------------------------------------------------------ outbound
     def record_outbound(
@@ -381,6 +596,79 @@ class MessageRepository:
             if item.message_id == message_id:
                 return self.get(item.pk, item.sk)
         return None
+
+    # ------------------------------------------------------------------ edits and deletions
+    def apply_amendment(self, tenant_id: str, amendment: Amendment, *, now: str) -> str:
+        """Apply an edit or a deletion to the message it names (found by its provider id): ``applied``,
+        ``stale`` (the message already shows a later edit, or was deleted), or ``parked`` when the message is not
+        stored yet: the amendment waits on the provider-id claim (with the table's TTL, PARKED_TTL_SECONDS) and
+        ``record_inbound`` stores the message with it applied. A deletion beats any edit; of two edits the later
+        one wins."""
+        change = {
+            "kind": amendment.kind.value,
+            "text": amendment.text,
+            "at": effective_created_at(amendment.provider_timestamp, now),
+            "provider_message_id": amendment.provider_message_id,
+        }
+        key = ProviderMessageModel.key(tenant_id, amendment.provider, amendment.original_provider_message_id)
+        for _ in range(_CONFLICT_RETRIES):
+            try:
+                claim: ProviderMessageModel | None = ProviderMessageModel.get(*key, consistent_read=True)
+            except DoesNotExist:
+                claim = None
+            if claim is not None and claim.message_pk and claim.message_sk:
+                return self._amend_stored(str(claim.message_pk), str(claim.message_sk), change)
+            parked = claim.pending_amendment if claim is not None else None
+            if parked is not None and not _supersedes(change, parked):
+                return "stale"
+            condition = ProviderMessageModel.message_pk.does_not_exist() & (
+                ProviderMessageModel.pending_amendment.does_not_exist()
+                if parked is None
+                else ProviderMessageModel.pending_amendment == parked
+            )
+            try:
+                ProviderMessageModel(*key).update(
+                    actions=[
+                        ProviderMessageModel.tenant_id.set(tenant_id),
+                        ProviderMessageModel.pending_amendment.set(change),
+                        ProviderMessageModel.expires_at.set(int(ids.parse_iso(now).timestamp()) + PARKED_TTL_SECONDS),
+                    ],
+                    condition=condition,
+                )
+                return "parked"
+            except UpdateError as error:
+                if error.cause_response_code != "ConditionalCheckFailedException":
+                    raise
+                # the message arrived, or another amendment parked, meanwhile: read again
+        return "stale"
+
+    def _amend_stored(self, message_pk: str, message_sk: str, change: dict[str, Any]) -> str:
+        message = self.get(message_pk, message_sk)
+        if message is None:
+            return "stale"
+        edit = change["kind"] == AmendmentKind.EDIT.value
+        if message.deleted_at or (edit and (message.edited_at or "") > change["at"]):
+            return "stale"
+        media = [m.as_dict() if hasattr(m, "as_dict") else dict(m) for m in message.media or []]
+        text, media, stamps = amended(message.text, media, change)
+        actions: list[Action] = [MessageModel.text.set(text) if text is not None else MessageModel.text.remove()]
+        actions.append(MessageModel.media.set(media))  # type: ignore[arg-type]  # stored as the maps they are
+        actions += [getattr(MessageModel, name).set(value) for name, value in stamps.items()]
+        if change["kind"] == AmendmentKind.REVOKE.value:
+            actions += [MessageModel.content.remove(), MessageModel.location.remove()]
+            # the media objects go from S3 in the inbound processor, which sees the old image's media
+        condition = MessageModel.pk.exists() & MessageModel.deleted_at.does_not_exist()
+        if message.edited_at:
+            condition &= MessageModel.edited_at == message.edited_at
+        else:
+            condition &= MessageModel.edited_at.does_not_exist()
+        try:
+            MessageModel(message_pk, message_sk).update(actions=actions, condition=condition)
+        except UpdateError as error:
+            if error.cause_response_code == "ConditionalCheckFailedException":
+                return "stale"  # another amendment won meanwhile (a retry of this one would see it and stop)
+            raise
+        return "applied"
 
     # ------------------------------------------------------------------ statuses
     def apply_status(self, tenant_id: str, update: st.StatusUpdate) -> str:

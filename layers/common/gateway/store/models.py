@@ -11,14 +11,16 @@ from functools import lru_cache
 from typing import Any
 
 from pynamodb.attributes import (
+    BooleanAttribute,
     JSONAttribute,
     ListAttribute,
     MapAttribute,
     NumberAttribute,
     UnicodeAttribute,
+    UnicodeSetAttribute,
 )
 from pynamodb.connection import Connection
-from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
+from pynamodb.indexes import AllProjection, GlobalSecondaryIndex, KeysOnlyProjection
 from pynamodb.models import Model
 
 from gateway.config import Settings
@@ -44,11 +46,24 @@ class _Base(Model):
 
 
 # ------------------------------------------------------------------------------------------ channels table
+class WabaIndex(GlobalSecondaryIndex["ChannelModel"]):
+    """Meta channels by WhatsApp Business Account id (sparse: only Meta channels have one; keys only). Several
+    channels (numbers) share a WABA: WABA-level notifications are verified and applied through it."""
+
+    class Meta:
+        index_name = "by_waba"
+        projection = KeysOnlyProjection()
+
+    business_account_id = UnicodeAttribute(hash_key=True)
+
+
 class ChannelModel(_Base):
     """pk=TENANT#<tenant>  sk=CHANNEL#<channel_id>"""
 
     class Meta(_Base.Meta):
         abstract = False
+
+    by_waba = WabaIndex()
 
     tenant_id = UnicodeAttribute()
     channel_id = UnicodeAttribute()
@@ -71,6 +86,7 @@ class ChannelModel(_Base):
     verify_token = UnicodeAttribute(null=True)
     webhook_verified_at = UnicodeAttribute(null=True)
     auto_reply = JSONAttribute(null=True)
+    health = JSONAttribute(null=True)  # Meta's last phone_number_quality_update for the number
     version = NumberAttribute(default=1)
 
     @staticmethod
@@ -105,25 +121,70 @@ class ActivityIndex(GlobalSecondaryIndex["ConversationModel"]):
 
 
 class ContactModel(_Base):
-    """pk=TENANT#<tenant>  sk=CONTACT#<E.164 phone>"""
+    """pk=TENANT#<tenant>  sk=CONTACT#<contact_id> (``ct_…``, derived from the contact's anchor identity).
+
+    Items written before contacts had ids are keyed ``CONTACT#<E.164>`` and hold only tenant_id, phone, name,
+    wa_id, created_at and last_inbound_at: ``python -m local.migrate`` moves them (docs/decisions.md, "Contacts
+    with their own ids"). ``conversation_ids`` lists the contact's one-to-one conversations (one per channel) and
+    ``group_conversation_ids`` the groups it wrote in, so that everything held about a contact can be found.
+    """
 
     class Meta(_Base.Meta):
         abstract = False
 
     tenant_id = UnicodeAttribute()
-    phone = UnicodeAttribute()
+    contact_id = UnicodeAttribute(null=True)
+    anchor_kind = UnicodeAttribute(null=True)
+    anchor = UnicodeAttribute(null=True)
+    phone = UnicodeAttribute(null=True)
+    wa_user_id = UnicodeAttribute(null=True)
+    parent_user_id = UnicodeAttribute(null=True)
+    username = UnicodeAttribute(null=True)
     name = UnicodeAttribute(null=True)
     wa_id = UnicodeAttribute(null=True)
+    registered = BooleanAttribute(null=True)
+    opted_out = BooleanAttribute(null=True)
+    opted_out_at = UnicodeAttribute(null=True)
+    marketing_opted_out = BooleanAttribute(null=True)
+    marketing_opted_out_at = UnicodeAttribute(null=True)
+    attributes = JSONAttribute(null=True)
+    tags = JSONAttribute(null=True)
     created_at = UnicodeAttribute()
+    updated_at = UnicodeAttribute(null=True)
     last_inbound_at = UnicodeAttribute(null=True)
+    conversation_ids = UnicodeSetAttribute(null=True)
+    group_conversation_ids = UnicodeSetAttribute(null=True)
 
     @staticmethod
-    def key(tenant_id: str, phone: str) -> tuple[str, str]:
+    def key(tenant_id: str, contact_id: str) -> tuple[str, str]:
+        return tenant_pk(tenant_id), f"CONTACT#{contact_id}"
+
+    @staticmethod
+    def legacy_key(tenant_id: str, phone: str) -> tuple[str, str]:
+        """Where a contact was stored before contacts had ids (E.164 phones start with ``+``, ids with ``ct_``)."""
         return tenant_pk(tenant_id), f"CONTACT#{phone}"
 
 
+class IdentityModel(_Base):
+    """pk=TENANT#<tenant>  sk=IDENTITY#<phone|wa>#<E.164 or BSUID> — unique claim of a phone number or a BSUID by
+    one contact of the tenant (conditional writes, like the channels' route claims)."""
+
+    class Meta(_Base.Meta):
+        abstract = False
+
+    tenant_id = UnicodeAttribute()
+    contact_id = UnicodeAttribute(null=True)  # absent on a tombstone left by an erasure
+    anchor_kind = UnicodeAttribute(null=True)
+    anchor = UnicodeAttribute(null=True)
+    generation = NumberAttribute(null=True)  # erasures so far: the next contact of this identity is a new one
+
+    @staticmethod
+    def key(tenant_id: str, kind: str, value: str) -> tuple[str, str]:
+        return tenant_pk(tenant_id), f"IDENTITY#{kind}#{value}"
+
+
 class ConversationModel(_Base):
-    """pk=TENANT#<tenant>  sk=CONV#<conversation_id> (id derived from channel + contact phone)."""
+    """pk=TENANT#<tenant>  sk=CONV#<conversation_id> (id derived from channel + the contact's anchor, or + group)."""
 
     class Meta(_Base.Meta):
         abstract = False
@@ -136,7 +197,12 @@ class ConversationModel(_Base):
     conversation_id = UnicodeAttribute()
     channel_id = UnicodeAttribute()
     provider = UnicodeAttribute()
-    contact_phone = UnicodeAttribute()
+    kind = UnicodeAttribute(null=True)  # direct (absent on conversations stored before groups) | group
+    group_id = UnicodeAttribute(null=True)
+    contact_id = UnicodeAttribute(null=True)  # absent before migration: derived from contact_phone
+    contact_phone = UnicodeAttribute(null=True)
+    contact_wa_user_id = UnicodeAttribute(null=True)
+    contact_username = UnicodeAttribute(null=True)
     contact_name = UnicodeAttribute(null=True)
     location_id = UnicodeAttribute(null=True)
     created_at = UnicodeAttribute()
@@ -182,7 +248,11 @@ class MessageModel(_Base):
     status_details = JSONAttribute(null=True)
     error = JSONAttribute(null=True)
     sender = JSONAttribute(default=dict)
+    origin = UnicodeAttribute(null=True)  # business_app: an echo (the stream filter lets its INSERT through)
     created_at = UnicodeAttribute()
+    received_at = UnicodeAttribute(null=True)
+    edited_at = UnicodeAttribute(null=True)
+    deleted_at = UnicodeAttribute(null=True)
     status_updated_at = UnicodeAttribute(null=True)
 
     @staticmethod
@@ -214,6 +284,9 @@ class ProviderMessageModel(_Base):
     pending_error = JSONAttribute(null=True)
     pending_at = UnicodeAttribute(null=True)
     pending_details = JSONAttribute(null=True)
+    # An edit or deletion of an inbound message not seen yet (docs/decisions.md): {kind, text, at, provider id}
+    pending_amendment = JSONAttribute(null=True)
+    expires_at = NumberAttribute(null=True)  # the table's TTL attribute: parked items that nothing ever claims
 
     @staticmethod
     def key(tenant_id: str, provider: str, provider_message_id: str) -> tuple[str, str]:
@@ -238,7 +311,7 @@ class IdempotencyModel(Model):
 
 _TABLES: dict[str, list[type[Model]]] = {
     "channels_table": [ChannelModel, RouteModel],
-    "conversations_table": [ContactModel, ConversationModel],
+    "conversations_table": [ContactModel, IdentityModel, ConversationModel],
     "messages_table": [MessageModel, ProviderMessageModel],
     "idempotency_table": [IdempotencyModel],
 }

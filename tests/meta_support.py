@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
+import time
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -78,7 +79,10 @@ def change_value(
 
 
 def text_message(wamid: str, body: str = "hello", sender: str = CONTACT_WA_ID, **extra: Any) -> dict[str, Any]:
-    return {"from": sender, "id": wamid, "timestamp": "1749416383", "type": "text", "text": {"body": body}, **extra}
+    """A text as Meta sends it now: its ``timestamp`` is the message's time, which the gateway keeps as
+    ``created_at`` and counts the 24-hour window from (docs/decisions.md D20)."""
+    message = {"from": sender, "id": wamid, "timestamp": str(int(time.time())), "type": "text", "text": {"body": body}}
+    return {**message, **extra}
 
 
 def status(wamid: str, value: str, *, timestamp: str = "1750263773", **extra: Any) -> dict[str, Any]:

@@ -102,7 +102,9 @@ def test_signed_text_is_visible_in_the_inbox(local_stack: LocalStackClient, meta
     (conversation,) = conversations.json()["items"]
     assert conversation["channel_id"] == meta_channel["channel"]["id"]
     assert conversation["provider"] == "meta"
-    assert conversation["contact"] == {"phone": "+16505551234", "name": "Sheena Nelson"}
+    contact = conversation["contact"]
+    assert (contact["phone"], contact["name"], contact["wa_user_id"]) == ("+16505551234", "Sheena Nelson", None)
+    assert contact["id"].startswith("ct_")
     assert conversation["unread_count"] == 1
 
     messages = local_stack.request("GET", f"/v1/conversations/{conversation['id']}/messages", token=token)

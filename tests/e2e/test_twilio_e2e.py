@@ -105,7 +105,8 @@ def test_signed_text_is_stored_and_listed(channel: TwilioChannel) -> None:
     assert response.text == "<Response/>"
     conversation = channel.conversation_with(contact)
     assert conversation is not None
-    assert conversation["contact"] == {"phone": contact, "name": "Zoë Fernández"}
+    assert (conversation["contact"]["phone"], conversation["contact"]["name"]) == (contact, "Zoë Fernández")
+    assert conversation["contact"]["id"].startswith("ct_")
     assert conversation["provider"] == "twilio"
     assert conversation["unread_count"] == 1
     (message,) = channel.messages(conversation["id"])

@@ -29,7 +29,7 @@ from gateway.config import get_settings
 from gateway.domain import ids
 from gateway.domain.channel import AutoReplyConfig, Channel
 from gateway.domain.contact import ContactRef
-from gateway.domain.message import InboundMessage, MediaRef
+from gateway.domain.message import Amendment, AmendmentKind, InboundMessage, MediaRef, Origin
 from gateway.domain.status import StatusUpdate
 from gateway.services.channels import ChannelPatch, ChannelService, MetaChannelIn, TwilioChannelIn
 from gateway.store.messages_repo import MessageRepository
@@ -659,3 +659,66 @@ def test_filters_let_through_only_what_the_processor_handles(stack: Stack, media
     # the media update (inbound MODIFY), the suggestion (outbound INSERT), the claim item: all filtered out
     assert media_of(item)[0]["status"] == "stored" and len(outbound_messages(channel)) == 1
     assert stack.new_records() == []
+
+
+# ------------------------------------------------------------------------------- echoes, edits, deletions
+def test_an_echo_gets_its_media_and_message_sent_and_never_an_auto_reply(
+    stack: Stack, bus_queue: Callable[[], list[dict[str, Any]]]
+) -> None:
+    channel = meta_channel({"mode": "on", **AUTO})
+    uploaded = upload_to_sandbox(stack, PNG, "image/png")
+    echo = InboundMessage("meta", "wamid.echo-1", ContactRef(phone=CONTACT), "image", text="price list",
+                          media=[MediaRef(content_type="image/png", provider_media_id=uploaded["id"])],
+                          origin=Origin.BUSINESS_APP)
+    assert MessageRepository().record_inbound(channel, echo) is not None
+
+    assert stack.process() == {"batchItemFailures": []}
+
+    (stored,) = outbound_messages(channel)  # the echo itself: no reply was added, though "price" matches a rule
+    assert stored.sender == {"kind": "business_app", "id": None}
+    assert media_of(stored)[0]["status"] == "stored"
+    assert stack.sends() == []
+    (event,) = bus_queue()
+    assert event["detail-type"] == "message.sent"
+    assert event["detail"]["message"]["sender"]["kind"] == "business_app"
+
+
+def test_a_deleted_message_loses_its_media_objects_and_publishes_message_deleted(
+    stack: Stack, bus_queue: Callable[[], list[dict[str, Any]]], media_server: str
+) -> None:
+    channel = twilio_channel()
+    item = inbound(channel, text="look", type="image", provider_message_id="SM" + "e" * 32,
+                   media=[MediaRef(content_type="image/jpeg", provider_url=f"{media_server}/api/ME0")])
+    stack.process()
+    key = media_of(item)[0]["s3_key"]
+    assert s3_object(key)["Body"].read() == JPEG
+    bus_queue()
+
+    revoke = Amendment("twilio", "SM" + "f" * 32, "SM" + "e" * 32, AmendmentKind.REVOKE, ContactRef(phone=CONTACT))
+    assert MessageRepository().apply_amendment(TENANT, revoke, now=ids.iso(ids.utcnow())) == "applied"
+    assert stack.process() == {"batchItemFailures": []}
+
+    with pytest.raises(ClientError):
+        s3_object(key)
+    (event,) = bus_queue()
+    assert event["detail-type"] == "message.deleted"
+    message = event["detail"]["message"]
+    assert (message["text"], message["media"]) == (None, []) and message["deleted_at"]
+
+
+def test_an_edited_message_publishes_message_edited(
+    stack: Stack, bus_queue: Callable[[], list[dict[str, Any]]]
+) -> None:
+    channel = twilio_channel()
+    inbound(channel, text="helo", provider_message_id="SM" + "1" * 32)
+    stack.process()
+    bus_queue()
+
+    edit = Amendment("twilio", "SM" + "2" * 32, "SM" + "1" * 32, AmendmentKind.EDIT, ContactRef(phone=CONTACT),
+                     text="hello")
+    assert MessageRepository().apply_amendment(TENANT, edit, now=ids.iso(ids.utcnow())) == "applied"
+    assert stack.process() == {"batchItemFailures": []}
+
+    (event,) = bus_queue()
+    assert event["detail-type"] == "message.edited"
+    assert event["detail"]["message"]["text"] == "hello" and event["detail"]["message"]["edited_at"]

@@ -41,6 +41,9 @@ PRICE = {
 }
 
 
+TRANSACT_ITEMS = "transact-items"
+
+
 @contextlib.contextmanager
 def counting() -> Iterator[Counter[tuple[str, str]]]:
     import botocore.client
@@ -50,6 +53,8 @@ def counting() -> Iterator[Counter[tuple[str, str]]]:
 
     def counted(self: Any, operation: str, params: dict[str, Any]) -> Any:
         calls[(self.meta.service_model.service_name, operation)] += 1
+        if operation == "TransactWriteItems":  # billed per item: the cost model needs them
+            calls[(TRANSACT_ITEMS, operation)] += len(params.get("TransactItems") or ())
         return original(self, operation, params)
 
     botocore.client.BaseClient._make_api_call = counted  # type: ignore[method-assign]
@@ -139,8 +144,11 @@ def measure() -> dict[str, dict[str, float]]:
                 "field": "messages", "value": {
                     "messaging_product": "whatsapp",
                     "metadata": {"display_phone_number": "15550783881", "phone_number_id": PHONE_NUMBER_ID},
-                    "contacts": [{"profile": {"name": "Zoë"}, "wa_id": "14155550101"}],
-                    "messages": [{"from": "14155550101", "id": f"wamid.bench{i}", "timestamp": "1750263773",
+                    # as Meta sends it since 2026: the phone and the business-scoped user id (BSUID)
+                    "contacts": [{"profile": {"name": "Zoë"}, "wa_id": "14155550101",
+                                  "user_id": "US.13491208655302741918"}],
+                    "messages": [{"from": "14155550101", "from_user_id": "US.13491208655302741918",
+                                  "id": f"wamid.bench{i}", "timestamp": str(int(time.time())),
                                   "type": "text", "text": {"body": "hello"}}]}}]}]}).encode()
             signature = "sha256=" + hmac.new(META_SECRET.encode(), body, hashlib.sha256).hexdigest()
             return events("POST", "/webhooks/meta", body=body,
@@ -200,18 +208,25 @@ def measure() -> dict[str, dict[str, float]]:
 
 
 def report(results: dict[str, dict[str, float]]) -> list[str]:
-    lines = ["| path (warm) | AWS requests | of which DynamoDB |", "|---|---|---:|"]
+    lines = [
+        "| path (warm) | AWS requests | of which DynamoDB | items per transaction |",
+        "|---|---|---:|---:|",
+    ]
     for label, calls in results.items():
-        detail = ", ".join(f"{k} ×{v:g}" for k, v in calls.items()) or "none"
-        dynamodb = sum(v for k, v in calls.items() if k.startswith("dynamodb:"))
-        lines.append(f"| {label} | {detail} | {dynamodb:g} |")
+        requests = {k: v for k, v in calls.items() if not k.startswith(TRANSACT_ITEMS)}
+        detail = ", ".join(f"{k} ×{v:g}" for k, v in requests.items()) or "none"
+        dynamodb = sum(v for k, v in requests.items() if k.startswith("dynamodb:"))
+        transactions = calls.get("dynamodb:TransactWriteItems", 0)
+        items = calls.get(f"{TRANSACT_ITEMS}:TransactWriteItems", 0) / transactions if transactions else 0
+        lines.append(f"| {label} | {detail} | {dynamodb:g} | {f'{items:g}' if transactions else '-'} |")
     return lines
 
 
 def cost_model(results: dict[str, dict[str, float]]) -> list[str]:
     """Per million inbound text messages: webhook + processing + 3 statuses of one reply sent per message.
 
-    Request units: a TransactWriteItems of k items costs 2 WRU per item (transactions double), an UpdateItem or
+    Request units: a TransactWriteItems of k items costs 2 WRU per item (transactions double; the items are counted
+    as sent: claim, message, conversation, contact, its identity claims, the route check), an UpdateItem or
     PutItem of an item ≤ 1 KB costs 1 WRU, a strongly consistent GetItem 1 RRU; items are under 1 KB here.
     Lambda: 512 MB, billed durations assumed 20 ms per webhook/status and 60 ms per processing or send
     (measured in-process warm times are 1-2 ms of our code; the rest is DynamoDB latency).
@@ -225,10 +240,12 @@ def cost_model(results: dict[str, dict[str, float]]) -> list[str]:
         cost = 0.0
         for key, n in calls.items():
             service, operation = key.split(":")
-            if service != "dynamodb":
+            if service not in {"dynamodb", TRANSACT_ITEMS}:
                 continue
-            if operation == "TransactWriteItems":
-                cost += n * 4 * 2 * PRICE["ddb_write_request_unit"]  # 4 items (claim, message, conversation, contact)
+            if service == TRANSACT_ITEMS:
+                cost += n * 2 * PRICE["ddb_write_request_unit"]  # every item (condition checks too), doubled
+            elif operation == "TransactWriteItems":
+                continue  # billed per item, above
             elif operation in {"PutItem", "UpdateItem", "DeleteItem"}:
                 cost += n * PRICE["ddb_write_request_unit"]
             else:

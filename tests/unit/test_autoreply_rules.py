@@ -151,9 +151,9 @@ def _channel(auto_reply: dict[str, Any] | None, *, active: bool = True) -> Chann
     )
 
 
-def _conversation(bot_mode: str | None = None, lock: str | None = None) -> ConversationModel:
+def _conversation(bot_mode: str | None = None, lock: str | None = None, kind: str | None = None) -> ConversationModel:
     return ConversationModel("TENANT#acme", "CONV#cv_1", bot_mode=bot_mode, operator_lock_until=lock,
-                             contact_phone="+14155550100")
+                             contact_phone="+14155550100", kind=kind)
 
 
 CONFIG = {"mode": "on", "rules": [{"keywords": ["price"], "reply": "Prices!"}], "fallback": "Soon."}
@@ -176,6 +176,8 @@ RECENT = ids.iso(NOW - timedelta(minutes=1))
         ("older than the window", _channel(CONFIG), _conversation(), "text", ids.iso(NOW - timedelta(hours=25)),
          "too_old"),
         ("unsupported without notice", _channel(CONFIG), _conversation(), "unsupported", RECENT, "no_reply"),
+        ("a group: never, not even with bot_mode on", _channel(CONFIG), _conversation(bot_mode="on", kind="group"),
+         "text", RECENT, "group"),
     ],
 )
 def test_decide(case: str, channel: Channel, conversation: ConversationModel, message_type: str, created_at: str,

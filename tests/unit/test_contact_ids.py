@@ -40,3 +40,16 @@ def test_after_an_erasure_the_same_person_gets_a_new_id(phone: str, generation: 
 def test_a_group_conversation_is_never_a_one_to_one(phone: str, group: str) -> None:
     assert ids.group_conversation_id("acme", "ch_1", group) != ids.conversation_id("acme", "ch_1", phone)
     assert ids.group_conversation_id("acme", "ch_1", group) != ids.conversation_id("acme", "ch_1", group)
+
+
+def test_replies_go_to_the_group_or_to_the_phone_else_the_bsuid() -> None:
+    from gateway.domain.outbound import Recipient
+    from gateway.store.contacts_repo import recipient_of
+    from gateway.store.models import ConversationModel
+
+    group = ConversationModel("TENANT#acme", "CONV#cv_g", kind="group", group_id="1203630", contact_phone="+1415555")
+    assert recipient_of(group) == Recipient(group_id="1203630")  # never privately to a member
+    both = ConversationModel("TENANT#acme", "CONV#cv_1", contact_phone="+14155550100", contact_wa_user_id="US.1349")
+    assert recipient_of(both) == Recipient(phone="+14155550100", wa_user_id="US.1349")
+    bsuid_only = ConversationModel("TENANT#acme", "CONV#cv_2", contact_wa_user_id="US.1349")
+    assert recipient_of(bsuid_only) == Recipient(wa_user_id="US.1349")

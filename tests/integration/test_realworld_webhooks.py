@@ -371,6 +371,9 @@ def test_twilio_bsuid_only_then_phone_and_bsuid_is_one_conversation(
                                             "From": f"whatsapp:{FIXTURE_BSUID}", "ExternalUserId": FIXTURE_BSUID,
                                             "ProfileUsername": "@zoe.n"})
     assert first["statusCode"] == 200, first
+    from gateway.store.contacts_repo import ContactRepository
+
+    ContactRepository.cache.clear()  # the second message reaches another (cold) instance: the claims are read
     second = twilio_post(invoke, api_event, {**base, "MessageSid": "SM" + "2" * 32, "Body": "me again",
                                              "From": "whatsapp:+14155550100", "WaId": "14155550100",
                                              "ExternalUserId": FIXTURE_BSUID})

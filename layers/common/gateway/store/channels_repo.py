@@ -196,7 +196,8 @@ class ChannelRepository:
         with self._lock:
             if len(self._waba_cache) > 1024:
                 self._waba_cache.pop(next(iter(self._waba_cache)))
-            self._waba_cache[key] = (now + self._ttl, tuple(found))
+            # a miss is kept for a second only: a channel created a moment ago must not wait a minute
+            self._waba_cache[key] = (now + (self._ttl if found else min(self._ttl, 1.0)), tuple(found))
         return tuple(found)
 
     def record_health(self, channel: Channel, health: dict[str, Any]) -> None:

@@ -134,7 +134,7 @@ def _document_edge_answers(paths: dict[str, dict[str, Any]], schemas: dict[str, 
             responses = operation.setdefault("responses", {})
             edge = {
                 "401": answer("unauthorized: no token, or one that is not valid", either),
-                "403": answer("forbidden: the token has no custom:tenant_id, or the route needs an admin", either),
+                "403": answer("forbidden: no valid custom:tenant_id in the token, or the route needs an admin", either),
             }
             if "requestBody" in operation:
                 edge["400"] = answer("invalid_json | invalid_body: the body is not (UTF-8) JSON", ours)

@@ -177,6 +177,12 @@ def test_identity_rules(call: Any, aws: Any) -> None:
     assert call("GET", "/v1/channels", admin=False)[0] == 403
     assert call("GET", "/v1/channels", tenant_id=None)[0] == 403
     assert call("GET", "/v1/channels", none=True)[0] == 401
+    # Tenant ids are taken as they are or refused: " acme" is not acme, "acme#send" cannot reach into keys.
+    call("POST", "/v1/channels", TWILIO)
+    for odd in (" acme", "acme ", "Acme", "acme#send"):
+        status, answer = call("GET", "/v1/channels", tenant_id=odd)
+        assert status == 403 and answer["error"]["code"] == "forbidden", (odd, answer)
+        assert "not a valid tenant id" in answer["error"]["message"]
 
 
 def test_malformed_json_is_a_clear_400(invoke: Any, api_event: Any, claims: Any, aws: Any) -> None:

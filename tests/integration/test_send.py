@@ -263,6 +263,19 @@ def test_same_idempotency_key_twice_sends_once_and_returns_the_same_message(
     assert status == 404
 
 
+def test_a_tenant_id_that_is_not_one_is_403_and_nothing_is_sent(
+    env: Resources, provider: ScriptedProvider, invoke: Invoke, api_event: ApiEvents, claims: Any
+) -> None:
+    conversation_id = inbound(twilio_channel())
+    body = {"type": "text", "text": "Hi"}
+
+    for odd in ("acme#send", " acme"):
+        status, refused = answer(invoke(SEND, send_event(api_event, claims, conversation_id, body, tenant=odd,
+                                                         key="k")))
+        assert status == 403 and refused["error"]["code"] == "forbidden", odd
+    assert provider.sends() == []
+
+
 def test_operator_send_sets_the_lock_and_the_conversation_activity(
     env: Resources, provider: ScriptedProvider, invoke: Invoke, api_event: ApiEvents, claims: Any
 ) -> None:

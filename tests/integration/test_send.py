@@ -263,6 +263,68 @@ def test_same_idempotency_key_twice_sends_once_and_returns_the_same_message(
     assert status == 404
 
 
+def _idempotency_item(key: str, tenant: str = "acme") -> Any:
+    from gateway.services.send import IDEMPOTENCY_SCOPE
+    from gateway.store.idempotency_repo import IdempotencyRepository, idempotency_pk
+
+    return IdempotencyRepository().get(idempotency_pk(tenant, IDEMPOTENCY_SCOPE, key))
+
+
+def test_a_404_is_not_kept_for_the_key_so_the_same_key_sends_once_the_conversation_exists(
+    env: Resources, provider: ScriptedProvider, invoke: Invoke, api_event: ApiEvents, claims: Any
+) -> None:
+    channel = twilio_channel()
+    not_yet = ids.conversation_id(channel.tenant_id, channel.channel_id, CONTACT)  # the contact has not written
+    body = {"type": "text", "text": "Hi"}
+
+    status, first = answer(invoke(SEND, send_event(api_event, claims, not_yet, body, key="k-404")))
+    assert status == 404 and first["error"]["code"] == "conversation_not_found"
+    assert _idempotency_item("k-404") is None  # released: nothing was done, nothing to replay
+
+    assert inbound(channel) == not_yet
+    response = invoke(SEND, send_event(api_event, claims, not_yet, body, key="k-404"))
+    status, sent = answer(response)
+    assert status == 201 and "Idempotent-Replayed" not in (response.get("headers") or {})
+    assert len(provider.sends()) == 1
+    # From now on the 201 is the key's answer.
+    again = invoke(SEND, send_event(api_event, claims, not_yet, body, key="k-404"))
+    assert answer(again) == (201, sent) and again["headers"].get("Idempotent-Replayed") == "true"
+    assert len(provider.sends()) == 1
+
+
+def test_a_422_before_sending_is_not_kept_so_the_same_key_sends_once_corrected(
+    env: Resources, provider: ScriptedProvider, invoke: Invoke, api_event: ApiEvents, claims: Any
+) -> None:
+    channel = meta_channel()
+    conversation_id = inbound(channel, hours_ago=25)
+    body = {"type": "text", "text": "Hi"}
+    twilio_template = {"type": "template", "template": {"content_sid": "HX" + "0" * 32}}
+
+    # A body the channel's provider cannot express: 422, key released, and the same key takes another body.
+    status, first = answer(invoke(SEND, send_event(api_event, claims, conversation_id, twilio_template, key="k-422")))
+    assert status == 422 and first["error"]["code"] == "validation_error"
+    # Outside the 24-hour window: 422, key released.
+    status, second = answer(invoke(SEND, send_event(api_event, claims, conversation_id, body, key="k-422")))
+    assert status == 422 and second["error"]["code"] == "outside_customer_service_window"
+    assert _idempotency_item("k-422") is None and provider.sends() == []
+
+    inbound(channel, hours_ago=0.1)  # the contact writes again: the window is open
+    status, sent = answer(invoke(SEND, send_event(api_event, claims, conversation_id, body, key="k-422")))
+    assert status == 201 and sent["status"] == "sent"
+    assert len(provider.sends()) == 1 and _idempotency_item("k-422").state == "done"
+
+
+def test_a_disabled_channel_is_not_kept_for_the_key(env: Resources, provider: ScriptedProvider) -> None:
+    channel = twilio_channel()
+    conversation_id = inbound(channel)
+    ChannelService().disable(channel.tenant_id, channel.channel_id)
+
+    refused = send_text(service(provider), conversation_id, key="k-409")
+
+    assert refused.status_code == 409 and refused.body["error"]["code"] == "channel_disabled"
+    assert _idempotency_item("k-409") is None and provider.sends() == []
+
+
 def test_a_tenant_id_that_is_not_one_is_403_and_nothing_is_sent(
     env: Resources, provider: ScriptedProvider, invoke: Invoke, api_event: ApiEvents, claims: Any
 ) -> None:
@@ -377,6 +439,30 @@ def test_provider_window_rejection_is_422_and_the_message_is_stored_failed(
 
 
 @pytest.mark.parametrize(
+    ("script", "status_code", "code"),
+    [
+        ([Answer(400, {"code": 63016, "message": "outside the allowed window", "status": 400})], 422,
+         "provider_rejected"),
+        ([Answer(429, {"code": 20429, "message": "Too Many Requests", "status": 429})] * 3, 502,
+         "provider_unavailable"),
+    ],
+    ids=["422-provider-rejected", "502-retries-exhausted"],
+)
+def test_an_answer_after_the_provider_was_called_is_kept_for_the_key(
+    env: Resources, provider: ScriptedProvider, script: list[Answer], status_code: int, code: str
+) -> None:
+    conversation_id = inbound(twilio_channel())
+    provider.script.extend(script)
+
+    first = send_text(service(provider), conversation_id, key="k-failed")
+    again = send_text(service(provider), conversation_id, key="k-failed")
+
+    assert first.status_code == status_code and first.body["error"]["code"] == code
+    assert again.replayed and (again.status_code, again.body) == (first.status_code, first.body)
+    assert len(provider.sends()) == len(script)  # the replay called nobody
+
+
+@pytest.mark.parametrize(
     ("make_channel", "throttled"),
     [
         (twilio_channel, Answer(429, {"code": 20429, "message": "Too Many Requests", "status": 429})),
@@ -481,6 +567,24 @@ def test_meta_reaction_and_read_receipt_target_a_message_of_the_conversation(
     assert reaction_request["reaction"] == {"message_id": wamid, "emoji": "👍"}
     assert read_request == {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
     assert ConversationRepository().get("acme", conversation_id).unread_count == 0
+
+
+def test_a_read_receipt_is_kept_for_the_key_once_sent(env: Resources, provider: ScriptedProvider) -> None:
+    from gateway.services.send import ReadIn
+
+    wamid = "wamid.inbound-2"
+    conversation_id = inbound(meta_channel(), provider_id=wamid)
+    svc = service(provider)
+
+    def read(message_id: str) -> Any:
+        return svc.send("acme", "op", conversation_id, ReadIn(type="read", message_id=message_id),
+                        public_base_url=TEST_PUBLIC_BASE_URL, idempotency_key="k-read")
+
+    assert read("wamid.nope").status_code == 422  # no such message: not kept
+    first, again = read(wamid), read(wamid)
+
+    assert first.status_code == 200 and again.replayed and again.body == first.body
+    assert len(provider.sends()) == 1
 
 
 def test_a_request_that_died_after_storing_its_message_is_answered_from_it_never_resent(

@@ -133,6 +133,7 @@ def stack(aws: Resources, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     monkeypatch.setenv("TWILIO_API_BASE_URL", url)
     monkeypatch.setenv("META_GRAPH_BASE_URL", url)
     monkeypatch.setenv("MEDIA_ALLOWED_HOSTS", "127.0.0.1,localhost")
+    monkeypatch.setenv("MEDIA_ALLOW_LOOPBACK", "true")  # the sandbox serves media over http on 127.0.0.1
     monkeypatch.setenv("PUBLIC_BASE_URL", url)  # Twilio status callbacks of auto-replies land on the sandbox
     get_settings.cache_clear()
     ready()

@@ -86,7 +86,7 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
 
 
 def _streamer(s3: object) -> MediaStreamer:
-    return MediaStreamer(("127.0.0.1", "localhost"), "media", s3=s3)
+    return MediaStreamer(("127.0.0.1", "localhost"), "media", allow_loopback=True, s3=s3)
 
 
 def test_basic_auth_then_redirect_without_credentials(source: int, s3: object) -> None:
@@ -124,14 +124,14 @@ def test_size_limit_enforced_while_streaming(source: int, s3: object) -> None:
 
 
 def test_host_off_the_allow_list_is_never_fetched(source: int, s3: object) -> None:
-    streamer = MediaStreamer(("api.twilio.com",), "media", s3=s3)
+    streamer = MediaStreamer(("api.twilio.com",), "media", allow_loopback=True, s3=s3)
     with pytest.raises(MediaError, match="allow-list") as caught:
         streamer.stream_to_s3(MediaRequest(url=f"http://127.0.0.1:{source}/cdn/x"), "k", kind="image")
     assert not caught.value.retryable
 
 
 def test_redirect_hop_off_the_allow_list_is_refused(source: int, s3: object) -> None:
-    streamer = MediaStreamer(("127.0.0.1",), "media", s3=s3)  # the CDN hop goes to "localhost"
+    streamer = MediaStreamer(("127.0.0.1",), "media", allow_loopback=True, s3=s3)  # the CDN hop goes to "localhost"
     request = MediaRequest(url=f"http://127.0.0.1:{source}/api/ME1", auth=("ACsid", "auth-token-value"))
     with pytest.raises(MediaError, match="allow-list"):
         streamer.stream_to_s3(request, "k", kind="image")

@@ -226,6 +226,7 @@ def test_twilio_media_basic_auth_then_redirect_without_credentials(
         assert entry["content_type"] == content_type
         obj = s3_object(key)
         assert obj["Body"].read() == content and obj["ContentType"] == content_type
+        assert obj["ContentDisposition"] == ("inline" if content_type == "image/jpeg" else "attachment")
     # credentials went to the API host only, never to the CDN host
     assert {(host, p.split("/")[1], auth) for host, p, auth in media_host.hits} == {
         ("127.0.0.1", "api", BASIC), ("localhost", "cdn", None)}

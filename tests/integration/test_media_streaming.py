@@ -68,7 +68,7 @@ def _loop(handler: Any) -> None:
 
 @pytest.fixture(scope="module")
 def source() -> Iterator[int]:
-    files = {"ME1": (PAYLOAD, "image/jpeg"), "x": (PAYLOAD, "image/jpeg")}
+    files = {"ME1": (PAYLOAD, "image/jpeg"), "x": (PAYLOAD, "image/jpeg"), "page": (b"<script>1</script>", "text/html")}
     routes = {"/chunked": _chunked, "/gzip": _gzip, "/short": _short, "/loop": _loop}
     with MediaHost(files, basic=BASIC, routes=routes) as host:
         yield host.port
@@ -94,7 +94,7 @@ def test_basic_auth_then_redirect_without_credentials(source: int, s3: object) -
     stored = _streamer(s3).stream_to_s3(request, "acme/cv/msg/0", kind="image")
     body = s3.get_object(Bucket="media", Key="acme/cv/msg/0")  # type: ignore[attr-defined]
     assert body["Body"].read() == PAYLOAD
-    assert body["ContentType"] == "image/jpeg"
+    assert body["ContentType"] == "image/jpeg" and body["ContentDisposition"] == "inline"
     assert stored.size == len(PAYLOAD)
     assert stored.sha256 == hashlib.sha256(PAYLOAD).hexdigest()
 
@@ -121,6 +121,14 @@ def test_size_limit_enforced_while_streaming(source: int, s3: object) -> None:
     with pytest.raises(MediaError, match="larger than"):
         _streamer(s3).stream_to_s3(request, "big", kind="sticker")
     assert "Contents" not in s3.list_objects_v2(Bucket="media")  # type: ignore[attr-defined]
+
+
+def test_a_type_a_browser_would_run_is_stored_as_a_download(source: int, s3: object) -> None:
+    # Even a URL presigned elsewhere without overrides (an event consumer's) must not render it as a page.
+    _streamer(s3).stream_to_s3(MediaRequest(url=f"http://127.0.0.1:{source}/cdn/page"), "page", kind="document")
+
+    stored = s3.get_object(Bucket="media", Key="page")  # type: ignore[attr-defined]
+    assert stored["ContentType"] == "text/html" and stored["ContentDisposition"] == "attachment"
 
 
 def test_host_off_the_allow_list_is_never_fetched(source: int, s3: object) -> None:

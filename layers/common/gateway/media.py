@@ -23,6 +23,7 @@ from urllib.parse import urljoin, urlsplit
 from urllib3 import exceptions as urllib3_errors
 
 from gateway.aws import client as aws_client
+from gateway.domain.media import serving_headers
 from gateway.egress import EgressPolicy, ForbiddenDestination, UnsafeUrl, origin
 
 if TYPE_CHECKING:
@@ -236,7 +237,13 @@ class MediaStreamer:
                 reader,
                 self.bucket,
                 key,
-                ExtraArgs={"ContentType": content_type, "ServerSideEncryption": "AES256"},
+                ExtraArgs={
+                    "ContentType": content_type,
+                    # The declared type is kept; what is not safe inline is marked a download even for a URL
+                    # presigned elsewhere without overrides (event consumers get the bucket and key).
+                    "ContentDisposition": serving_headers(content_type)[1],
+                    "ServerSideEncryption": "AES256",
+                },
                 Config=config,
             )
         except MediaError:

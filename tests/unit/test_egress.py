@@ -217,3 +217,12 @@ def test_only_the_local_stack_turns_on_loopback() -> None:
     assert Settings.from_env({"MEDIA_ALLOW_LOOPBACK": "true"}).media_allow_loopback is True
     template = (Path(__file__).resolve().parents[2] / "template.yaml").read_text()
     assert "MEDIA_ALLOW_LOOPBACK" not in template  # no deployment has it
+
+
+@settings(max_examples=500)
+@given(st.one_of(st.text(), URLS, st.builds(lambda s, t: f"{s}://{t}", st.sampled_from(["http", "https"]), st.text())))
+def test_any_string_is_either_a_url_or_a_refusal_with_a_reason(value: str) -> None:
+    try:
+        parse_strict(value)
+    except UnsafeUrl as refusal:
+        assert str(refusal)

@@ -51,24 +51,29 @@ def parse_strict(value: str) -> Url:
     prefix = _PREFIX.match(value)
     if prefix is None:
         raise UnsafeUrl("must be an http(s):// URL")
-    try:
-        url = parse_url(value)
-    except LocationParseError:
-        raise UnsafeUrl("is not a valid URL") from None
-    if not url.host:
-        raise UnsafeUrl("must have a host")
     authority = re.split(r"[/?#]", value[prefix.end() :], maxsplit=1)[0]
-    if url.auth is not None or "@" in authority:
+    if "@" in authority:
         raise UnsafeUrl("must not contain a user name or password")
+    if not authority:
+        raise UnsafeUrl("must have a host")
     if not authority.isascii():  # parse_url gives a Unicode host its IDNA form; other parsers may not
         raise UnsafeUrl("must have an ASCII host (write an international name in its xn-- form)")
     if not _AUTHORITY.fullmatch(authority):  # no percent-escapes or other characters that parsers decode apart
         raise UnsafeUrl("has an invalid host or port")
+    try:
+        url = parse_url(value)
+    except (LocationParseError, ValueError):
+        raise UnsafeUrl("is not a valid URL") from None
+    if not url.host or url.auth is not None:
+        raise UnsafeUrl("must have a host and no user name or password")
     if url.port is not None and not 1 <= url.port <= 65535:
         raise UnsafeUrl("has a port out of range")
-    canonical = url.url
-    split = urlsplit(canonical)  # what requests reads the prepared URL with to pick the connection pool
-    if (split.scheme, split.hostname, split.port) != (url.scheme, _bare(url.host), url.port):
+    try:  # urllib.parse is what requests reads the prepared URL with to pick the connection pool
+        split = urlsplit(url.url)
+        agree = (split.scheme, split.hostname, split.port) == (url.scheme, _bare(url.host), url.port)
+    except ValueError:
+        agree = False
+    if not agree:
         raise UnsafeUrl("is read differently by different URL parsers")
     return url
 

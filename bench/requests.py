@@ -95,7 +95,7 @@ def measure() -> dict[str, dict[str, float]]:
         resources = provision(boto3.session.Session(), template, "bench", parameters={"PublicBaseUrl": BASE_URL})
         os.environ.update(resources.globals_env())
         os.environ.update({"TWILIO_API_BASE_URL": sandbox_url, "META_GRAPH_BASE_URL": sandbox_url,
-                           "MEDIA_ALLOWED_HOSTS": "127.0.0.1"})
+                           "MEDIA_ALLOWED_HOSTS": "127.0.0.1", "MEDIA_ALLOW_LOOPBACK": "true"})
         from gateway.aws import reset_clients
         from gateway.config import get_settings
 

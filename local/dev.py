@@ -145,6 +145,8 @@ class LocalStack:
             "TWILIO_API_BASE_URL": os.environ.get("TWILIO_API_BASE_URL") or self.sandbox_url,
             "META_GRAPH_BASE_URL": os.environ.get("META_GRAPH_BASE_URL") or self.sandbox_url,
             "MEDIA_ALLOWED_HOSTS": os.environ.get("MEDIA_ALLOWED_HOSTS") or DEFAULT_MEDIA_ALLOWED_HOSTS,
+            # The sandbox serves media over http on 127.0.0.1: allowed here only (gateway/egress.py).
+            "MEDIA_ALLOW_LOOPBACK": "true",
         }
 
     def _identity(self, session: Any) -> LocalIdentity | None:

@@ -133,6 +133,7 @@ def stack(aws: Resources, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     monkeypatch.setenv("TWILIO_API_BASE_URL", url)
     monkeypatch.setenv("META_GRAPH_BASE_URL", url)
     monkeypatch.setenv("MEDIA_ALLOWED_HOSTS", "127.0.0.1,localhost")
+    monkeypatch.setenv("MEDIA_ALLOW_LOOPBACK", "true")  # the sandbox serves media over http on 127.0.0.1
     monkeypatch.setenv("PUBLIC_BASE_URL", url)  # Twilio status callbacks of auto-replies land on the sandbox
     get_settings.cache_clear()
     ready()
@@ -225,6 +226,7 @@ def test_twilio_media_basic_auth_then_redirect_without_credentials(
         assert entry["content_type"] == content_type
         obj = s3_object(key)
         assert obj["Body"].read() == content and obj["ContentType"] == content_type
+        assert obj["ContentDisposition"] == ("inline" if content_type == "image/jpeg" else "attachment")
     # credentials went to the API host only, never to the CDN host
     assert {(host, p.split("/")[1], auth) for host, p, auth in media_host.hits} == {
         ("127.0.0.1", "api", BASIC), ("localhost", "cdn", None)}

@@ -240,6 +240,26 @@ def test_template_of_the_other_provider_is_a_validation_error(
     assert provider.sends() == []
 
 
+@pytest.mark.parametrize(
+    "media_url",
+    ["https://127.0.0.1:8080\\@cdn.example.com/a.jpg", "https://ops:secret@cdn.example.com/a.jpg",
+     "https://cdn.example.com/a\u0000.jpg", "https://cdn.example.com\t/a.jpg"],
+    ids=["backslash", "userinfo", "nul", "tab"],
+)
+def test_a_media_url_that_parsers_read_apart_is_422_and_nothing_is_stored_or_sent(
+    env: Resources, provider: ScriptedProvider, invoke: Invoke, api_event: ApiEvents, claims: Any, media_url: str
+) -> None:
+    conversation_id = inbound(twilio_channel())
+    body = {"type": "image", "media_url": media_url}
+
+    status, answer_body = answer(invoke(SEND, send_event(api_event, claims, conversation_id, body)))
+
+    assert status == 422 and answer_body["error"]["code"] == "validation_error"
+    assert "media_url" in json.dumps(answer_body)
+    assert provider.sends() == []
+    assert [m.direction for m in MessageModel.query(MessageModel.partition("acme", conversation_id))] == ["inbound"]
+
+
 def test_same_idempotency_key_twice_sends_once_and_returns_the_same_message(
     env: Resources, provider: ScriptedProvider, invoke: Invoke, api_event: ApiEvents, claims: Any
 ) -> None:

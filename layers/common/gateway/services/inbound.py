@@ -89,7 +89,11 @@ class InboundProcessor:
 
     def __post_init__(self) -> None:
         if self.streamer is None:
-            self.streamer = MediaStreamer(self.settings.media_allowed_hosts, self.settings.media_bucket)
+            self.streamer = MediaStreamer(
+                self.settings.media_allowed_hosts,
+                self.settings.media_bucket,
+                allow_loopback=self.settings.media_allow_loopback,
+            )
         if self.autoreply is None:
             self.autoreply = AutoReplyService(
                 messages=self.messages,

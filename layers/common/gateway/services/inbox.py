@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from gateway.aws import client as aws_client
 from gateway.config import Settings, get_settings
+from gateway.domain.media import serving_headers
 from gateway.store.conversations_repo import ConversationRepository
 from gateway.store.messages_repo import MessageRepository
 from gateway.store.models import ConversationModel, MessageModel
@@ -107,9 +108,16 @@ class InboxService:
     def _media_view(self, media: dict[str, Any]) -> dict[str, Any]:
         url = None
         if media.get("status") == "stored" and media.get("s3_key"):
+            # A contact's HTML or SVG must never render as a page: the URL fixes the type and disposition.
+            content_type, disposition = serving_headers(media.get("content_type"), media.get("filename"))
             url = self._s3().generate_presigned_url(
                 "get_object",
-                Params={"Bucket": self.settings.media_bucket, "Key": media["s3_key"]},
+                Params={
+                    "Bucket": self.settings.media_bucket,
+                    "Key": media["s3_key"],
+                    "ResponseContentType": content_type,
+                    "ResponseContentDisposition": disposition,
+                },
                 ExpiresIn=PRESIGNED_URL_SECONDS,
             )
         return {

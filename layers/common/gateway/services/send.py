@@ -32,7 +32,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -56,6 +55,7 @@ from gateway.domain.errors import (
     ValidationFailed,
 )
 from gateway.domain.outbound import Outbound, ProviderSendResult, Template
+from gateway.egress import UnsafeUrl, parse_strict
 from gateway.events import MESSAGE_SENT, EventPublisher
 from gateway.http.errors import status_for
 from gateway.observability import logger, metrics
@@ -76,8 +76,13 @@ _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 # ------------------------------------------------------------------------------------------ request bodies
 def _https_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.hostname or any(c.isspace() for c in value):
+    """The provider fetches it, not us, but it is read like every URL the gateway handles (gateway/egress.py):
+    no backslash, user name, whitespace or control character that parsers could read apart."""
+    try:
+        url = parse_strict(value)
+    except UnsafeUrl as error:
+        raise ValueError(f"must be an https:// URL the provider can fetch ({error})") from None
+    if url.scheme != "https":
         raise ValueError("must be an https:// URL the provider can fetch")
     return value
 

@@ -52,6 +52,21 @@ def aws_env(endpoint: str, region: str = REGION) -> dict[str, str]:
     }
 
 
+def local_parameters(template: Template, base_url: str) -> dict[str, Any]:
+    """The one parameter whose local value differs from its default: providers call *this* gateway."""
+    return {"PublicBaseUrl": base_url} if "PublicBaseUrl" in template.parameters else {}
+
+
+def env_overrides(base_url: str, sandbox_url: str) -> dict[str, str]:
+    """What every function's environment gets on top of the template's in the local stack."""
+    return {
+        "PUBLIC_BASE_URL": base_url,
+        "TWILIO_API_BASE_URL": os.environ.get("TWILIO_API_BASE_URL") or sandbox_url,
+        "META_GRAPH_BASE_URL": os.environ.get("META_GRAPH_BASE_URL") or sandbox_url,
+        "MEDIA_ALLOWED_HOSTS": os.environ.get("MEDIA_ALLOWED_HOSTS") or DEFAULT_MEDIA_ALLOWED_HOSTS,
+    }
+
+
 @dataclass
 class LocalStack:
     port: int = DEFAULT_PORT
@@ -136,16 +151,10 @@ class LocalStack:
         self.moto.start()
 
     def _parameters(self) -> dict[str, Any]:
-        # The one parameter whose local value differs from its default: providers call *this* gateway.
-        return {"PublicBaseUrl": self.base_url} if "PublicBaseUrl" in self.template.parameters else {}
+        return local_parameters(self.template, self.base_url)
 
     def _env_overrides(self) -> dict[str, str]:
-        return {
-            "PUBLIC_BASE_URL": self.base_url,
-            "TWILIO_API_BASE_URL": os.environ.get("TWILIO_API_BASE_URL") or self.sandbox_url,
-            "META_GRAPH_BASE_URL": os.environ.get("META_GRAPH_BASE_URL") or self.sandbox_url,
-            "MEDIA_ALLOWED_HOSTS": os.environ.get("MEDIA_ALLOWED_HOSTS") or DEFAULT_MEDIA_ALLOWED_HOSTS,
-        }
+        return env_overrides(self.base_url, self.sandbox_url)
 
     def _identity(self, session: Any) -> LocalIdentity | None:
         assert self.resources is not None
@@ -231,18 +240,29 @@ def summary(state: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# The README's "Try it" values: the sample events in events/ are signed for them (local/tests/test_events.py).
+QUICKSTART_TOKEN_REQUEST = '{"tenant_id":"acme","admin":true}'
+QUICKSTART_CHANNELS = (
+    '{"provider":"twilio","name":"Main","phone_number":"+14155238886",'
+    '"account_sid":"AC0123456789abcdef0123456789abcdef","auth_token":"sample-auth-token-0123456789abcdef"}',
+    '{"provider":"meta","name":"Meta","phone_number_id":"106540352242922","business_account_id":"102290129340398",'
+    '"display_phone_number":"+15550783881","access_token":"local-meta-token","app_secret":"local-meta-app-secret",'
+    '"verify_token":"local-verify-token"}',
+)
+
+
 def try_it(base: str) -> list[str]:
-    channel = (
-        '{"provider":"twilio","name":"Main","phone_number":"+14155238886",'
-        '"account_sid":"AC00000000000000000000000000000000","auth_token":"sandbox-auth-token"}'
-    )
-    token_body = '{"tenant_id":"acme","admin":true}'
     extract = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"id_token\"])'"
-    return [
-        f"  TOKEN=$(curl -s -X POST {base}/_local/token -d {shlex.quote(token_body)} | {extract})",
+    lines = [f"  TOKEN=$(curl -s -X POST {base}/_local/token -d {shlex.quote(QUICKSTART_TOKEN_REQUEST)} | {extract})"]
+    lines += [
         f'  curl -s -X POST {base}/v1/channels -H "Authorization: Bearer $TOKEN" '
-        f"-H 'content-type: application/json' -d {shlex.quote(channel)}",
+        f"-H 'content-type: application/json' -d {shlex.quote(channel)}"
+        for channel in QUICKSTART_CHANNELS
+    ]
+    return [
+        *lines,
         f'  curl -s {base}/v1/conversations -H "Authorization: Bearer $TOKEN"',
+        "  make invoke EVENT=events/twilio_inbound.json   # a contact writes (events/README.md lists every sample)",
     ]
 
 

@@ -6,6 +6,7 @@
   uses (``local.apigw``), routed by the template's routes.
 - ``start_stack`` / ``LocalStackClient``: the real ``python -m local.dev`` in a subprocess, for e2e tests.
 - ``at_once``: the same call from several threads released together (concurrency tests for duplicates).
+- ``readme_try_it``: the JSON bodies of the README's "Try it" commands (the values the samples in events/ are for).
 - ``MediaHost``: an HTTP media source shaped like Twilio's (Basic auth on the API host, redirect to a CDN host
   that must never see the credentials).
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import json as jsonlib
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -163,6 +165,16 @@ class ApiEvents:
                 headers.append(("content-type", "application/x-www-form-urlencoded"))
             return urlencode(form).encode()
         return body.encode() if isinstance(body, str) else body or b""
+
+
+def readme_try_it() -> dict[str, Any]:
+    """The README's "Try it" commands' JSON bodies: ``{"token": <token request>, "channels": {provider: body}}``."""
+    readme = (REPO_ROOT / "README.md").read_text()
+    section = readme[readme.index("### Try it against `make dev`"):]
+    start = section.index("```bash")
+    block = section[start:section.index("```\n", start + 7)]
+    bodies = [jsonlib.loads(b) for b in re.findall(r"-d '(\{.*?\})'", block)]
+    return {"token": bodies[0], "channels": {c["provider"]: c for c in bodies[1:]}}
 
 
 # ---------------------------------------------------------------------------------------------- e2e

@@ -67,6 +67,23 @@ def env_overrides(base_url: str, sandbox_url: str) -> dict[str, str]:
     }
 
 
+def channel_app_secret(phone_number_id: str) -> str | None:
+    """The app secret Meta would sign this number's notifications with: the one its active channel was connected
+    with, else the stack's META_APP_SECRET (docs/decisions.md D18). Read afresh with the gateway's own repository
+    and cipher, new instances, so no cache is shared with the functions (which run in this process)."""
+    from gateway.bootstrap import ready
+    from gateway.credentials import CredentialsCipher
+    from gateway.domain.channel import route_key_meta
+    from gateway.store.channels_repo import ChannelRepository
+
+    settings = ready()
+    channel = ChannelRepository().resolve(route_key_meta(phone_number_id))
+    own = None
+    if channel is not None:
+        own = CredentialsCipher().decrypt(channel.tenant_id, channel.channel_id, channel.credentials_ciphertext)
+    return (own or {}).get("app_secret") or settings.meta_app_secret or None
+
+
 @dataclass
 class LocalStack:
     port: int = DEFAULT_PORT
@@ -116,6 +133,9 @@ class LocalStack:
         os.environ.update(self.resources.globals_env())
 
         self.runtime = FunctionRuntime(self.resources, max_concurrency=self.function_concurrency)
+        # The sandbox plays Meta: its status notifications go to this gateway, signed with the number's app secret.
+        self.sandbox.meta_webhook_url = f"{self.base_url}/webhooks/meta"
+        self.sandbox.meta_app_secret = channel_app_secret
         self.gateway = LocalGateway(
             self.resources, self.runtime, aws_endpoint=self.moto_url, identity=self._identity(session)
         )

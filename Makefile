@@ -77,8 +77,8 @@ invoke: $(VENV)/.installed ## Run one handler in-process against the running `ma
 replay: $(VENV)/.installed ## Re-drive dead-lettered stream batches (make dev; or ARGS="--aws --stack <name>")
 	$(PY) -m local.replay $(ARGS)
 
-bench: $(VENV)/.installed ## Benchmarks; writes docs/BENCHMARKS.md
-	$(PY) -m bench.run
+bench: $(VENV)/.installed ## Benchmarks; writes docs/BENCHMARKS.md (ARGS="--only load" re-measures one section)
+	$(PY) -m bench.run $(ARGS)
 
 deploy: build ## sam deploy (uses samconfig.toml; STAGE=dev|prod)
 	$(SAM) deploy --config-env $(STAGE)

@@ -56,7 +56,7 @@ def cold_start_section(rounds: int) -> list[str]:
         "",
         f"Each function's `app.py` imported in a fresh `python3.13` process, against a baseline process that imports"
         f" boto3 and builds a DynamoDB client; {rounds} rounds, interleaved so noise hits all alike; medians."
-        " Target ≤ 1.3× the baseline (DESIGN §9). No Powertools Tracer (docs/decisions.md D4).",
+        " Target ≤ 1.3× the baseline. No Powertools Tracer (docs/decisions.md D4).",
         "",
         *cold_start.report(samples),
         "",

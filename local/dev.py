@@ -2,7 +2,7 @@
 
 moto server (resources created from template.yaml) → provider sandbox → stream poller → HTTP gateway on
 ``$PORT`` (default 3000). Ctrl-C or SIGTERM stops everything. Environment overrides: ``PORT``,
-``TWILIO_API_BASE_URL``, ``META_GRAPH_BASE_URL``, ``MEDIA_ALLOWED_HOSTS`` (DESIGN §6), and for tinkering
+``TWILIO_API_BASE_URL``, ``META_GRAPH_BASE_URL``, ``MEDIA_ALLOWED_HOSTS`` (docs/local-stack.md), and for tinkering
 ``LOCAL_FUNCTION_CONCURRENCY`` (instances per function, default 1) and ``LOCAL_STATE_FILE``.
 """
 

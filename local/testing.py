@@ -179,7 +179,7 @@ def readme_try_it() -> dict[str, Any]:
 
 
 # ---------------------------------------------------------------------------------------------- e2e
-STARTUP_TIMEOUT_S = 60  # the contract's bound (DESIGN §6); the stack is usually up in 2-3 s
+STARTUP_TIMEOUT_S = 60  # the local stack's contract: ready within 60 s; usually up in 2-3 s
 STOP_TIMEOUT_S = 15
 # Called with ("started" | "stopping", stack) for every stack ``start_stack`` brings up: the secrets guard
 # (tests/secrets_guard.py) reads each stack's output and events through them. An observer must not raise.

@@ -1,7 +1,7 @@
 """Meta webhook test material: the official spec's example notifications, signing, small payload builders.
 
 The examples are read from ``../shared/specs/meta-business-messaging-api_v23.0.yaml`` (path
-``/whatsapp/webhooks``, POST): the inbound corpus of DESIGN §8. Bodies are serialised the way Meta sends them
+``/whatsapp/webhooks``, POST): the inbound test corpus. Bodies are serialised the way Meta sends them
 (``json.dumps`` default: compact enough, non-ASCII escaped as ``\\uXXXX``) and signed over those exact bytes.
 """
 

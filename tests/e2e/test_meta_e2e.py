@@ -1,4 +1,4 @@
-"""Meta's webhook over real HTTP against the local stack (DESIGN §2 Webhooks, §6): a channel created through the
+"""Meta's webhook over real HTTP against the local stack (docs/local-stack.md): a channel created through the
 API with an admin token, Meta's verification handshake, a signed notification, the result in the inbox, and the
 sandbox's signed status notifications after a send."""
 

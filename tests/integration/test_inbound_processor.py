@@ -27,7 +27,7 @@ from gateway.aws import client as aws_client
 from gateway.bootstrap import ready
 from gateway.config import get_settings
 from gateway.domain import ids
-from gateway.domain.channel import AutoReplyConfig, Channel
+from gateway.domain.channel import AutoReplyConfig, Channel, route_key_twilio
 from gateway.domain.message import InboundMessage, MediaRef
 from gateway.domain.status import StatusUpdate
 from gateway.services.channels import ChannelPatch, ChannelService, MetaChannelIn, TwilioChannelIn
@@ -623,8 +623,8 @@ def test_provider_status_reports_become_status_changed_events(
     (reply,) = outbound_messages(channel)
     repo = MessageRepository()
     for status in ("delivered", "delivered", "read", "delivered"):  # a duplicate and a late one: no change
-        repo.apply_status(TENANT, StatusUpdate("twilio", str(reply.provider_message_id), status, status,
-                                               ids.iso(ids.utcnow())))
+        update = StatusUpdate("twilio", str(reply.provider_message_id), status, status, ids.iso(ids.utcnow()))
+        repo.apply_status(channel, update, route_key=route_key_twilio(channel.phone_number))
 
     stack.process()
 

@@ -26,7 +26,7 @@ import pytest
 from gateway.bootstrap import ready
 from gateway.config import Settings, get_settings
 from gateway.domain import ids
-from gateway.domain.channel import Channel
+from gateway.domain.channel import Channel, route_key_twilio
 from gateway.domain.message import InboundMessage
 from gateway.providers.meta import MetaProvider
 from gateway.providers.twilio import TwilioProvider
@@ -551,10 +551,12 @@ def test_concurrent_requests_with_one_key_send_once(env: Resources, provider: Sc
 def test_a_status_callback_that_beat_the_send_answer_is_merged(env: Resources, provider: ScriptedProvider) -> None:
     from gateway.domain.status import StatusUpdate
 
-    conversation_id = inbound(twilio_channel())
+    channel = twilio_channel()
+    conversation_id = inbound(channel)
     sid = "SM" + "3" * 32
     MessageRepository().apply_status(
-        "acme", StatusUpdate("twilio", sid, "delivered", "delivered", ids.iso(ids.utcnow()))
+        channel, StatusUpdate("twilio", sid, "delivered", "delivered", ids.iso(ids.utcnow())),
+        route_key=route_key_twilio(channel.phone_number),
     )
     provider.script.append(Answer(201, {"sid": sid, "status": "queued"}))
 

@@ -74,12 +74,13 @@ class FakeIngest:
     def secrets(self, ch: Channel) -> Secrets:
         return Secrets(next(s for c, s in self.routes.values() if c.channel_id == ch.channel_id))
 
-    def store_message(self, ch: Channel, message: Any, *, route_key: str | None = None) -> str:
+    def store_message(self, ch: Channel, message: Any, *, route_key: str) -> str:
         assert route_key == route_key_twilio(ch.phone_number)
         self.stored.append((ch.tenant_id, message))
         return "msg_1"
 
-    def apply_status(self, ch: Channel, update: Any) -> str:
+    def apply_status(self, ch: Channel, update: Any, *, route_key: str) -> str:
+        assert route_key == route_key_twilio(ch.phone_number)
         self.statuses.append((ch.tenant_id, update))
         return "applied"
 

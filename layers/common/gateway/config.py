@@ -30,7 +30,6 @@ class Settings(BaseModel):
     media_allow_loopback: bool = False
     twilio_api_base_url: str = "https://api.twilio.com"
     meta_graph_base_url: str = "https://graph.facebook.com"
-    channel_cache_ttl_seconds: float = 60.0
     credentials_cache_ttl_seconds: float = 300.0
     provider_timeout_seconds: float = 8.0
 

@@ -204,7 +204,9 @@ class ProviderMessageModel(_Base):
 
     The dedupe claim of an inbound message (its conditional put makes a redelivery change nothing) and the
     index from a provider message id to our message, used by status updates. A status that arrives before its
-    message is known is parked here and merged when the message records its provider id.
+    message is known is parked here and merged when the message records its provider id. ``expires_at`` (the
+    messages table's TTL attribute) is set only while a status is parked and nothing claims the id; claims that
+    point at a message never expire (docs/decisions.md D1).
     """
 
     class Meta(_Base.Meta):
@@ -219,6 +221,7 @@ class ProviderMessageModel(_Base):
     pending_error = JSONAttribute(null=True)
     pending_at = UnicodeAttribute(null=True)
     pending_details = JSONAttribute(null=True)
+    expires_at = NumberAttribute(null=True)
 
     @staticmethod
     def key(tenant_id: str, provider: str, provider_message_id: str) -> tuple[str, str]:

@@ -7,8 +7,8 @@ template (its invocations, its cold start, Lambda's OnFailure send for it) becom
 needs: ``(function, action, resource)``. The resource is a *canonical* ARN: the template's logical id stands
 for the physical name (``arn:aws:dynamodb:us-east-1:123456789012:table/MessagesTable/index/by_activity``), so
 that uses from any stack, in any process, compare with the template's policies resolved the same way
-(``canonical_resources``). tests/iam_coverage.py does that comparison for the whole suite (docs/decisions.md,
-"Every AWS action a function performs is granted").
+(``canonical_resources``). tests/iam_coverage.py does that comparison for the whole suite (docs/decisions.md
+D18).
 
 What an operation needs (``needs``), per the service authorization references:
 - DynamoDB: the action named like the operation, on the table (a ``Query``/``Scan`` with ``IndexName`` on the

@@ -1,5 +1,5 @@
 """IAM coverage: every AWS action a function performs in the suite is granted by its Policies in template.yaml,
-and every grant is used by some test (docs/decisions.md, "Every AWS action a function performs is granted").
+and every grant is used by some test (docs/decisions.md D18).
 
 moto enforces no IAM, so a call the role does not allow passes every test and fails on AWS (the inbound
 processor's ``DeleteItem`` on the messages table did, silently). Loaded for the whole suite by

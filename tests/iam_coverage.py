@@ -226,10 +226,14 @@ class IamCoverage:
         report = self.report
         if report is None:
             return
-        unused = f"unused grants not checked: {report.unused_checked}" if report.unused_checked else "every grant used"
+        if report.unused_checked:
+            unused = f"unused grants not checked: {report.unused_checked}"
+        else:
+            unused = "unused grants checked"
         if not report.failed:
+            used = f"; {unused}" if report.unused_checked else ", and every grant used"
             terminalreporter.write_line(f"IAM coverage: {report.uses} (function, action, resource) uses, all allowed "
-                                        f"by template.yaml; {unused}")
+                                        f"by template.yaml{used}")
             return
         terminalreporter.write_line(f"IAM coverage: the functions' Policies in template.yaml do not match what they "
                                     f"do ({report.uses} uses; {unused}):", red=True)

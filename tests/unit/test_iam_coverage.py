@@ -4,7 +4,8 @@
 - what each AWS operation needs (``needs``), as the service authorization references say;
 - the recorder on real botocore calls against moto (PynamoDB's and boto3's clients, multipart upload threads,
   presigned URLs), attributed only to the function running;
-- the plugin in a pytest run of its own with two xdist workers: a call the policy lacks fails the run.
+- the plugin in pytest runs of its own: with two xdist workers over the whole (inner) suite, a call the policy
+  lacks and grants nobody used fail the run; a partial run checks only the former.
 """
 
 from __future__ import annotations
@@ -375,21 +376,37 @@ def test_not_granted(monkeypatch):
 '''
 
 
-def test_the_plugin_fails_a_run_whose_function_calls_what_its_policy_lacks(
-    pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch
-) -> None:
+@pytest.fixture
+def inner(pytester: pytest.Pytester, monkeypatch: pytest.MonkeyPatch) -> pytest.Pytester:
     monkeypatch.setenv("PYTHONPATH", f"{ROOT}:{ROOT / 'layers' / 'common'}")
+    pytester.makeini("[pytest]\ntestpaths = .\n")
     pytester.makeconftest('pytest_plugins = ["tests.iam_coverage"]')
     pytester.makepyfile(test_inner=INNER_TESTS)
+    return pytester
 
-    result = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "-p", "no:randomly")
+
+def test_the_plugin_fails_a_whole_run_for_a_missing_grant_and_for_unused_ones(inner: pytest.Pytester) -> None:
+    result = inner.runpytest_subprocess("-p", "no:cacheprovider", "-n", "2", "-p", "no:randomly")  # like make test
 
     result.assert_outcomes(passed=2)
     assert result.ret == pytest.ExitCode.TESTS_FAILED
     result.stdout.fnmatch_lines([
         "IAM coverage: the functions' Policies in template.yaml do not match what they do (2 uses; unused grants "
-        "not checked: not the whole suite (paths given)):",
+        "checked):",
         "  - InboundProcessorFunction needs dynamodb:DeleteItem on arn:aws:dynamodb:us-east-1:123456789012:table/"
         "ChannelsTable, which its Policies do not allow (first in test_inner.py::test_not_granted)",
+        "  - ChannelsApiFunction is granted dynamodb:GetItem on arn:aws:dynamodb:us-east-1:123456789012:table/"
+        "ChannelsTable (Policies?1? statement 1), which no test used: *",  # [1] would be a class
     ])
-    assert "GetItem" not in result.stdout.str()
+    assert "InboundProcessorFunction is granted dynamodb:GetItem on " + MESSAGES not in result.stdout.str()
+
+
+def test_a_partial_run_checks_only_for_missing_grants(inner: pytest.Pytester) -> None:
+    result = inner.runpytest_subprocess("-p", "no:cacheprovider", "-p", "no:randomly", "-k", "test_granted")
+
+    result.assert_outcomes(passed=1, deselected=1)
+    assert result.ret == pytest.ExitCode.OK
+    result.stdout.fnmatch_lines([
+        "IAM coverage: 1 (function, action, resource) uses, all allowed by template.yaml; unused grants not "
+        "checked: 1 test(s) deselected",
+    ])

@@ -3,7 +3,8 @@
 moto server (resources created from template.yaml) → provider sandbox → stream poller → HTTP gateway on
 ``$PORT`` (default 3000). Ctrl-C or SIGTERM stops everything. Environment overrides: ``PORT``,
 ``TWILIO_API_BASE_URL``, ``META_GRAPH_BASE_URL``, ``MEDIA_ALLOWED_HOSTS`` (docs/local-stack.md), and for tinkering
-``LOCAL_FUNCTION_CONCURRENCY`` (instances per function, default 1) and ``LOCAL_STATE_FILE``.
+``LOCAL_FUNCTION_CONCURRENCY`` (instances per function, default 1) and ``LOCAL_STATE_FILE``. The tests set
+``LOCAL_AWS_ACTIONS_DIR`` (``local.aws_actions``: the functions' AWS calls, checked against their IAM policies).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from local import TEMPLATE_PATH
+from local import TEMPLATE_PATH, aws_actions
 from local.apigw import HttpRequest, HttpResponse, json_response
 from local.http_gateway import LocalGateway, LocalHttpServer, serve_in_thread
 from local.identity import LocalIdentity
@@ -303,6 +304,7 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    aws_actions.install_from_env()  # started by the tests: record what the functions call (tests/iam_coverage.py)
 
     stack = LocalStack(
         port=int(os.environ.get("PORT") or DEFAULT_PORT),

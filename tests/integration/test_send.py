@@ -27,7 +27,7 @@ from gateway.bootstrap import ready
 from gateway.config import Settings, get_settings
 from gateway.domain import ids
 from gateway.domain.channel import Channel, route_key_twilio
-from gateway.domain.message import InboundMessage
+from gateway.domain.message import InboundMessage, MediaRef
 from gateway.providers.meta import MetaProvider
 from gateway.providers.twilio import TwilioProvider
 from gateway.services.channels import ChannelService, MetaChannelIn, TwilioChannelIn
@@ -141,12 +141,13 @@ def meta_channel(tenant: str = "acme", phone_number_id: str = PHONE_NUMBER_ID) -
     return ChannelService().create(tenant, body)
 
 
-def inbound(channel: Channel, *, hours_ago: float = 1.0, provider_id: str | None = None) -> str:
+def inbound(channel: Channel, *, hours_ago: float = 1.0, provider_id: str | None = None,
+            media: list[MediaRef] | None = None) -> str:
     """A contact message stored like a webhook stores it; returns the conversation id."""
     pmid = provider_id or ("SM" + ids.new_id("x")[2:].ljust(32, "0")[:32] if channel.provider == "twilio"
                            else "wamid." + ids.new_id("in"))
     message = InboundMessage(provider=channel.provider.value, provider_message_id=pmid, contact_phone=CONTACT,
-                             type="text", text="Hello", contact_name="Zoë")
+                             type="image" if media else "text", text="Hello", contact_name="Zoë", media=media or [])
     when = ids.iso(ids.utcnow() - timedelta(hours=hours_ago))
     assert MessageRepository().record_inbound(channel, message, now=when)
     return ids.conversation_id(channel.tenant_id, channel.channel_id, CONTACT)
@@ -374,6 +375,25 @@ def test_operator_send_sets_the_lock_and_the_conversation_activity(
     assert timedelta(minutes=29) < lock - before < timedelta(minutes=31)
     assert conversation.last_message_at == body["created_at"]
     assert conversation.last_message_preview == "On it"
+
+
+def test_a_read_receipt_answers_the_target_message_with_its_media_url(
+    env: Resources, provider: ScriptedProvider, invoke: Invoke, api_event: ApiEvents, claims: Any
+) -> None:
+    """The answer is the API's message view: the stored image's presigned URL is signed with this function's role
+    (which must allow s3:GetObject on the media, checked by tests/iam_coverage.py)."""
+    wamid = "wamid.inbound-image"
+    key = "acme/conversation/message/0"
+    conversation_id = inbound(meta_channel(), provider_id=wamid,
+                              media=[MediaRef(content_type="image/jpeg", status="stored", s3_key=key)])
+
+    read = {"type": "read", "message_id": wamid}
+    status, body = answer(invoke(SEND, send_event(api_event, claims, conversation_id, read)))
+
+    assert status == 200, body
+    [media] = body["media"]
+    assert media["status"] == "stored" and f"/{key}?" in media["url"]
+    assert [json.loads(r["body"])["status"] for r in provider.sends()] == ["read"]
 
 
 def test_message_sent_event_reaches_the_bus(

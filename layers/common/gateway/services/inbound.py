@@ -241,7 +241,7 @@ class InboundProcessor:
         outlive a presigned URL, and subscribers read the private bucket with their own IAM permissions."""
         if self._inbox is None:
             self._inbox = InboxService(conversations=self.conversations, messages=self.messages, settings=self.settings)
-        view = self._inbox.message_view(item)
+        view = self._inbox.message_view(item, presign=False)
         media = []
         for entry_view, raw in zip(view["media"], item.media or [], strict=True):
             entry = _plain(raw)

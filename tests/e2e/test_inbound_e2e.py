@@ -16,7 +16,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -25,7 +25,7 @@ import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
-from local.testing import LocalStackClient, MediaHost, free_port
+from local.testing import LocalStackClient, MediaHost, free_port, wait_for
 from tests.meta_support import change_value, meta_bytes, notification, sign
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_stack")]
@@ -55,16 +55,6 @@ def twilio_media() -> Iterator[MediaHost]:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 45.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 class Tenant:
     def __init__(self, client: LocalStackClient) -> None:
         self.client = client
@@ -140,6 +130,10 @@ def test_twilio_message_with_two_media_lands_in_s3(local_stack: LocalStackClient
         assert media["sha256"] == hashlib.sha256(content).hexdigest()
         assert media["url"].startswith(local_stack.state["aws_endpoint"])  # presigned, on moto's S3
         assert download(media["url"]) == content
+    # moto's server answers the presigned GET like S3: a PDF comes as a download, the image inline
+    served = [requests.get(m["url"], timeout=30).headers for m in message["media"]]
+    assert [(h["Content-Type"], h["Content-Disposition"]) for h in served] == [
+        ("image/jpeg", "inline"), ("application/octet-stream", "attachment")]
     # the account's credentials went to the API host only
     assert {(host, path.split("/")[1], auth is not None) for host, path, auth in twilio_media.hits} == {
         ("127.0.0.1", "2010-04-01", True), ("localhost", "cdn", False)}

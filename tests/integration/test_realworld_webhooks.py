@@ -177,13 +177,24 @@ def test_a_deletion_keeps_the_message_listed_without_text_or_media(meta: Meta) -
 
 
 def test_an_edit_that_arrives_before_its_message_is_applied_when_the_message_arrives(meta: Meta) -> None:
+    """Parked like a status that beat its send, with the same TTL; the message's arrival removes it (D1, D26)."""
+    from gateway.domain import ids
+    from gateway.store.messages_repo import PARKED_TTL
+    from gateway.store.models import ProviderMessageModel
+
+    original = fixture("bsuid_with_phone")["entry"][0]["changes"][0]["value"]["messages"][0]["id"]
+    key = ProviderMessageModel.key("acme", "meta", original)
     meta.connect()
+    before = ids.utcnow()
     assert ok(meta.post(payload("edit_text")))["amendments"] == {"parked": 1}
     assert meta.conversations() == []
+    expires_at = ProviderMessageModel.get(*key, consistent_read=True).expires_at
+    assert (before + PARKED_TTL).timestamp() - 1 <= expires_at <= (ids.utcnow() + PARKED_TTL).timestamp()
 
     body = ok(meta.post(payload("bsuid_with_phone")))
 
     assert body["stored"] == 1
+    assert ProviderMessageModel.get(*key, consistent_read=True).expires_at is None  # a claim of a message
     (message,) = messages_of(meta, only_conversation(meta)["id"])
     assert (message["text"], message["edited_at"]) == ("Hi, is the shop open tomorrow?", "2026-01-01T00:06:40.000Z")
     assert ok(meta.post(payload("bsuid_with_phone")))["duplicates"] == 1  # and a redelivery is still one
@@ -328,6 +339,38 @@ def test_user_preferences_stop_and_resume_marketing(meta: Meta) -> None:
     contact = ContactRepository().find_by_phone("acme", PHONE)
     assert contact is not None and contact.marketing_opted_out is True
     assert ContactRepository().find_by_wa_user_id("acme", FIXTURE_BSUID) == contact
+
+
+def test_a_channel_disabled_while_cached_gets_no_notice(meta: Meta) -> None:
+    """A WABA-level write re-checks the route claim of the channel's own number, like every webhook write: the
+    instance still has the account's channels cached (their secret verifies), but nothing is recorded."""
+    from gateway.store.models import ChannelModel
+
+    channel = meta.connect()
+    ok(meta.post(payload("template_approved")))  # the account's channels are cached now
+    meta.disable(channel)
+
+    body = ok(meta.post(payload("number_quality_flagged")))
+
+    assert (body["notices"], body["unknown_phone_numbers"]) == (0, 1)
+    assert ChannelModel.get(*ChannelModel.key("acme", channel["id"])).health is None
+    assert meta.post(payload("number_quality_flagged"))["statusCode"] == 401  # forgotten: no secret of ours left
+
+
+def test_a_channel_disabled_while_cached_gets_no_edit_or_deletion(meta: Meta) -> None:
+    channel = meta.connect()
+    ok(meta.post(payload("bsuid_with_phone")))  # the channel is cached now
+    conversation = only_conversation(meta)
+    meta.disable(channel)
+    before = meta.item_counts()
+
+    body = ok(meta.post(payload("edit_text")))
+    assert (body["amendments"], body["unknown_phone_numbers"]) == ({}, 1)
+    assert meta.post(payload("revoke"))["statusCode"] == 401  # the refusal dropped the cache entry
+
+    (message,) = messages_of(meta, conversation["id"])
+    assert (message["text"], message["edited_at"], message["deleted_at"]) == ("Hi, is the shop open today?", None, None)
+    assert meta.item_counts() == before
 
 
 @pytest.mark.parametrize("name", ["history_sync", "smb_app_state_sync"])

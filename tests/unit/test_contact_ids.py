@@ -1,7 +1,8 @@
-"""Contact ids and conversation ids derived from a contact's anchor (docs/decisions.md D18)."""
+"""Contact ids and conversation ids derived from a contact's anchor (docs/decisions.md D24)."""
 
 from __future__ import annotations
 
+import pytest
 from gateway.domain import ids
 from gateway.domain.contact import ContactRef, Identity, IdentityKind, derive_link, first_link, identities
 from hypothesis import given
@@ -39,7 +40,11 @@ def test_after_an_erasure_the_same_person_gets_a_new_id(phone: str, generation: 
 @given(phone=phones, group=st.text(min_size=1, max_size=30))
 def test_a_group_conversation_is_never_a_one_to_one(phone: str, group: str) -> None:
     assert ids.group_conversation_id("acme", "ch_1", group) != ids.conversation_id("acme", "ch_1", phone)
-    assert ids.group_conversation_id("acme", "ch_1", group) != ids.conversation_id("acme", "ch_1", group)
+    if anchor := group.replace(ids.ID_SEPARATOR, ""):
+        assert ids.group_conversation_id("acme", "ch_1", group) != ids.conversation_id("acme", "ch_1", anchor)
+    # an anchor that would read as ("group", <id>) holds the separator, which no phone or BSUID does: refused
+    with pytest.raises(ValueError):
+        ids.conversation_id("acme", "ch_1", f"group{ids.ID_SEPARATOR}{group}")
 
 
 def test_replies_go_to_the_group_or_to_the_phone_else_the_bsuid() -> None:

@@ -16,7 +16,7 @@ from gateway.credentials import Secrets
 from gateway.domain.channel import Channel, ChannelStatus, Provider, route_key_meta, route_key_verify
 from gateway.domain.errors import BadRequest, Forbidden, InvalidSignature
 from gateway.http.webhook import WebhookRequest
-from gateway.services.meta_webhooks import MetaWebhooks, query_params
+from gateway.services.meta_webhooks import MAX_UNKNOWN_BEFORE_VERIFIED, MAX_WABA_IDS, MetaWebhooks, query_params
 
 from tests.meta_support import change_value, meta_bytes, notification, sign, status, text_message
 
@@ -44,15 +44,17 @@ class FakeChannels:
     verified: list[tuple[str, str]] = field(default_factory=list)
     wabas: dict[str, list[Channel]] = field(default_factory=dict)
     waba_lookups: list[str] = field(default_factory=list)
+    looked_up: list[str] = field(default_factory=list)
 
     def resolve(self, key: str) -> Channel | None:
+        self.looked_up.append(key)
         return self.routes.get(key)
 
     def channels_of_waba(self, waba_id: str) -> tuple[Channel, ...]:
         self.waba_lookups.append(waba_id)
         return tuple(self.wabas.get(waba_id, ()))
 
-    def forget(self, keys: Any) -> None:
+    def forget(self, keys: Any, business_account_id: str | None = None) -> None:
         pass
 
     def mark_webhook_verified(self, channel: Channel, when: str) -> None:
@@ -89,7 +91,8 @@ class FakeIngest:
             values["app_secret"] = self.app_secrets[ch.channel_id]
         return Secrets(values)
 
-    def store_message(self, ch: Channel, message: Any, *, now: str | None = None) -> str | None:
+    def store_message(self, ch: Channel, message: Any, *, route_key: str, now: str | None = None) -> str | None:
+        assert route_key == route_key_meta(ch.phone_number_id or "")
         if self.fail_storage:
             raise RuntimeError("DynamoDB is down")
         key = (ch.tenant_id, message.provider_message_id)
@@ -98,11 +101,13 @@ class FakeIngest:
         self.stored.append(key)
         return "msg_1"
 
-    def apply_status(self, ch: Channel, update: Any) -> str:
+    def apply_status(self, ch: Channel, update: Any, *, route_key: str) -> str:
+        assert route_key == route_key_meta(ch.phone_number_id or "")
         self.applied.append((ch.tenant_id, update.provider_message_id, update.status))
         return "applied"
 
-    def apply_notice(self, ch: Channel, notice: Any) -> str:
+    def apply_notice(self, ch: Channel, notice: Any, *, route_key: str) -> str:
+        assert route_key == route_key_meta(ch.phone_number_id or "")
         self.noticed.append((ch.tenant_id, notice.field))
         return "counted"
 
@@ -185,6 +190,37 @@ def test_nothing_of_ours_verified_is_401(ingest: FakeIngest) -> None:
         service(ingest).receive(request(no_own_secret, sign(no_own_secret, "")))
 
 
+def test_lookups_end_at_the_first_known_channel_whose_secret_does_not_verify(ingest: FakeIngest) -> None:
+    body = payload("222", "111", "999")
+    with pytest.raises(InvalidSignature):
+        service(ingest).receive(request(body, sign(body, "alpha-secret")))
+    assert ingest.channels.looked_up == [route_key_meta("222")]
+
+
+def test_unknown_numbers_looked_up_before_a_signature_verified_are_capped(ingest: FakeIngest) -> None:
+    unknown = [str(9000 + i) for i in range(MAX_UNKNOWN_BEFORE_VERIFIED + 5)]
+    body = payload(*unknown, "111")
+    with pytest.raises(InvalidSignature):  # signed by alpha's secret, but named after too many unknown numbers
+        service(ingest).receive(request(body, sign(body, "alpha-secret")))
+    assert len(ingest.channels.looked_up) == MAX_UNKNOWN_BEFORE_VERIFIED
+    assert ingest.stored == []
+
+    ingest.channels.looked_up.clear()
+    receipt = service(ingest, "global-secret").receive(request(body, sign(body, "global-secret")))
+    assert (receipt.stored, len(receipt.unknown_phone_number_ids)) == (1, len(unknown))  # verified first: no cap
+
+
+def test_a_verified_secret_lifts_the_cap_but_every_known_channel_must_still_verify(ingest: FakeIngest) -> None:
+    unknown = [str(9000 + i) for i in range(MAX_UNKNOWN_BEFORE_VERIFIED + 5)]
+    body = payload("111", *unknown)
+    receipt = service(ingest).receive(request(body, sign(body, "alpha-secret")))
+    assert (receipt.stored, len(receipt.unknown_phone_number_ids)) == (1, len(unknown))
+
+    late_other_tenant = payload("111", *unknown, "222")
+    with pytest.raises(InvalidSignature):
+        service(ingest).receive(request(late_other_tenant, sign(late_other_tenant, "alpha-secret")))
+
+
 @pytest.mark.parametrize("header", [None, "", "sha256=zz", "sha1=" + "a" * 40])
 def test_missing_or_malformed_header_is_401_before_anything_is_parsed(ingest: FakeIngest, header: str | None) -> None:
     with pytest.raises(InvalidSignature):
@@ -213,7 +249,7 @@ def test_statuses_and_messages_in_one_notification(ingest: FakeIngest) -> None:
     assert ingest.applied == [("alpha", "wamid.out", "read")]
 
 
-# ------------------------------------------------------------------ WABA-level notifications (docs/decisions.md D19)
+# ------------------------------------------------------------------ WABA-level notifications (docs/decisions.md D25)
 def waba_notice(waba: str = "5550001", field: str = "message_template_status_update") -> bytes:
     value = {"event": "APPROVED", "message_template_id": 1, "message_template_name": "t"}
     entry = {"id": waba, "changes": [{"field": field, "value": value}]}
@@ -269,6 +305,42 @@ def test_pre_auth_work_is_bounded_by_the_number_of_business_accounts(shared_waba
     with pytest.raises(BadRequest):
         service(shared_waba).receive(request(body, sign(body, "alpha-secret")))
     assert shared_waba.channels.waba_lookups == []  # refused before any lookup
+
+
+def test_unknown_numbers_and_business_accounts_share_the_lookup_budget(shared_waba: FakeIngest) -> None:
+    """Until a secret verified the bytes, unknown numbers and accounts (one none of whose channels verifies
+    counts as unknown) are looked up MAX_UNKNOWN_BEFORE_VERIFIED at most, together (docs/decisions.md D22)."""
+    value = {"event": "APPROVED", "message_template_id": 1}
+    numbers = [str(9000 + i) for i in range(6)]
+    wabas = [str(7000 + i) for i in range(MAX_WABA_IDS - 1)] + ["5550001"]  # alpha's account named last
+    entries = [{"id": "1", "changes": [{"field": "messages", "value": change_value(n)}]} for n in numbers]
+    entries += [{"id": w, "changes": [{"field": "message_template_status_update", "value": value}]} for w in wabas]
+    body = meta_bytes({"object": "whatsapp_business_account", "entry": entries})
+
+    with pytest.raises(InvalidSignature):  # alpha's secret, but its account comes after 10 unknowns
+        service(shared_waba).receive(request(body, sign(body, "alpha-secret")))
+    assert len(shared_waba.channels.looked_up) + len(shared_waba.channels.waba_lookups) == MAX_UNKNOWN_BEFORE_VERIFIED
+    assert shared_waba.noticed == []
+
+    shared_waba.channels.waba_lookups.clear()
+    not_ours = waba_notice()  # a known account whose channels' secrets do not verify: an unknown, then 401
+    with pytest.raises(InvalidSignature):
+        service(shared_waba).receive(request(not_ours, sign(not_ours, "not-ours")))
+    assert shared_waba.channels.waba_lookups == ["5550001"]
+
+
+def test_once_a_number_verified_every_business_account_is_looked_up(shared_waba: FakeIngest) -> None:
+    value = {"event": "APPROVED", "message_template_id": 1}
+    wabas = [str(7000 + i) for i in range(MAX_WABA_IDS - 1)] + ["5550001"]
+    entries = [{"id": "1", "changes": [{"field": "messages", "value": change_value("111")}]}]
+    entries += [{"id": w, "changes": [{"field": "message_template_status_update", "value": value}]} for w in wabas]
+    body = meta_bytes({"object": "whatsapp_business_account", "entry": entries})
+
+    receipt = service(shared_waba).receive(request(body, sign(body, "alpha-secret")))
+
+    assert shared_waba.channels.waba_lookups == wabas
+    assert len(receipt.unknown_phone_number_ids) == MAX_WABA_IDS - 1
+    assert shared_waba.noticed == [("alpha", "message_template_status_update")] * 2
 
 
 def test_storage_failure_propagates(ingest: FakeIngest) -> None:

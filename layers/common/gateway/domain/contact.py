@@ -15,6 +15,7 @@ from enum import StrEnum
 from typing import Any
 
 from gateway.domain import ids
+from gateway.domain.keys import segment
 
 BSUID = re.compile(r"[A-Z]{2}\.(?:ENT\.)?[A-Za-z0-9]{1,128}")
 _USERNAME = re.compile(r"[^\s@]{1,128}")
@@ -99,8 +100,10 @@ class ContactLink:
 def derive_link(tenant_id: str, anchor: Identity, generation: int = 0) -> ContactLink:
     """The contact a new identity creates: its id derived from (tenant, anchor), so a webhook can write the contact
     without reading first. ``generation`` > 0 after an erasure, so that a person who writes again after their
-    contact was erased starts a fresh contact with a new id."""
-    parts = [tenant_id, anchor.kind.value, anchor.value] + ([str(generation)] if generation else [])
+    contact was erased starts a fresh contact with a new id. The anchor's value is a segment even when it comes
+    last: the input after an erasure has one part more (docs/decisions.md D18)."""
+    value = segment(anchor.value, ids.ID_SEPARATOR)
+    parts = [tenant_id, anchor.kind.value, value] + ([str(generation)] if generation else [])
     return ContactLink(ids.stable_id("ct", *parts), anchor, generation)
 
 

@@ -8,6 +8,10 @@ import secrets
 import time
 from datetime import UTC, datetime
 
+from gateway.domain.keys import compose, segment
+
+ID_SEPARATOR = "\x1f"
+
 
 def _b32(data: bytes, length: int) -> str:
     return base64.b32encode(data).decode().rstrip("=").lower()[:length]
@@ -18,15 +22,20 @@ def new_id(prefix: str) -> str:
 
 
 def stable_id(prefix: str, *parts: str) -> str:
-    """Same inputs → same id. Lets a webhook upsert a conversation without reading it first."""
-    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
+    """Same inputs → same id. Lets a webhook upsert a conversation without reading it first.
+
+    The parts are joined by ``keys.compose`` (separator ``\x1f``), so different parts never hash the same input."""
+    digest = hashlib.sha256(compose(*parts, separator=ID_SEPARATOR).encode()).digest()
     return f"{prefix}_{_b32(digest, 24)}"
 
 
 def conversation_id(tenant_id: str, channel_id: str, contact_anchor: str) -> str:
     """A contact's one-to-one conversation on a channel, from the identity the contact was anchored on (its phone
-    for every contact that had one when first seen, else its BSUID: domain/contact.py ``ContactLink``)."""
-    return stable_id("cv", tenant_id, channel_id, contact_anchor)
+    for every contact that had one when first seen, else its BSUID: domain/contact.py ``ContactLink``).
+
+    The anchor is a segment although it comes last: a group's conversation has one part more under the same
+    prefix, so this input must hold fewer separators than any group's (docs/decisions.md D18)."""
+    return stable_id("cv", tenant_id, channel_id, segment(contact_anchor, ID_SEPARATOR))
 
 
 def group_conversation_id(tenant_id: str, channel_id: str, group_id: str) -> str:

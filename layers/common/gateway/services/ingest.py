@@ -7,6 +7,8 @@ call: channel routes and decrypted secrets are cached in memory.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from gateway.credentials import CredentialsCipher, Secrets
@@ -35,43 +37,45 @@ class IngestService:
         return self.cipher.decrypt(channel.tenant_id, channel.channel_id, channel.credentials_ciphertext)
 
     def store_message(
-        self, channel: Channel, message: InboundMessage, *, route_key: str | None = None, now: str | None = None
+        self, channel: Channel, message: InboundMessage, *, route_key: str, now: str | None = None
     ) -> str | None:
         """The new message id, or None for a redelivery (nothing changed). ``now``: when it arrived.
 
-        With ``route_key`` (the address the channel was resolved by), a channel disabled since it was cached is
-        refused in the same transaction: ChannelNotFound, the cache entry dropped, nothing stored.
+        ``route_key`` is the address the channel was resolved by: a channel disabled since it was cached is
+        refused in the same transaction (ChannelNotFound, the cache entries dropped, nothing stored). The same
+        holds for every write below: each is a webhook write.
         """
-        try:
+        with self._forgetting(channel, route_key):
             return self.messages.record_inbound(channel, message, route_key=route_key, now=now)
-        except ChannelNotFound:
-            if route_key is not None:
-                self.channels.forget([route_key])
-            raise
 
-    def apply_status(self, channel: Channel, update: StatusUpdate) -> str:
+    def apply_status(self, channel: Channel, update: StatusUpdate, *, route_key: str) -> str:
         """``applied`` | ``stale`` | ``parked`` (see MessageRepository.apply_status)."""
-        return self.messages.apply_status(channel.tenant_id, update)
+        with self._forgetting(channel, route_key):
+            return self.messages.apply_status(channel, update, route_key=route_key)
 
-    def apply_amendment(self, channel: Channel, amendment: Amendment, *, now: str) -> str:
+    def apply_amendment(self, channel: Channel, amendment: Amendment, *, now: str, route_key: str) -> str:
         """An edit or deletion of an earlier message: ``applied`` | ``parked`` (the original is not stored yet and
         gets it when it arrives) | ``stale`` (an older amendment than the one applied)."""
-        return self.messages.apply_amendment(channel.tenant_id, amendment, now=now)
+        with self._forgetting(channel, route_key):
+            return self.messages.apply_amendment(channel, amendment, now=now, route_key=route_key)
 
-    def apply_notice(self, channel: Channel, notice: AccountNotice) -> str:
-        """What the gateway does with business-account news (docs/webhook-fields.md); returns what was done."""
+    def apply_notice(self, channel: Channel, notice: AccountNotice, *, route_key: str) -> str:
+        """What the gateway does with business-account news (docs/webhook-fields.md); returns what was done.
+        ``route_key``: the channel's own number's (a WABA-level notice names none)."""
         if notice.field == "user_preferences" and notice.contact is not None:
             opted_out = bool(notice.data.get("marketing_opted_out"))
             at = str(notice.data.get("at"))
-            found = self.contacts.set_marketing_preference(
-                channel.tenant_id, notice.contact, opted_out=opted_out, at=at
-            )
+            with self._forgetting(channel, route_key):
+                found = self.contacts.set_marketing_preference(
+                    channel, notice.contact, opted_out=opted_out, at=at, route_key=route_key
+                )
             return "recorded" if found is not None else "unknown_contact"
         if notice.field == "phone_number_quality_update":
             number = str(notice.data.get("display_phone_number") or "")
             if number.lstrip("+") != channel.phone_number.lstrip("+"):
                 return "other_number"
-            self.channels.record_health(channel, notice.data)
+            with self._forgetting(channel, route_key):
+                self.channels.record_health(channel, notice.data, route_key=route_key)
             return "recorded"
         logger.info(
             "meta business account notice",
@@ -79,3 +83,12 @@ class IngestService:
                    "data": notice.data},
         )
         return "counted"
+
+    @contextmanager
+    def _forgetting(self, channel: Channel, route_key: str) -> Iterator[None]:
+        """ChannelNotFound passes through, and the warm caches forget the channel: its number and its account."""
+        try:
+            yield
+        except ChannelNotFound:
+            self.channels.forget([route_key], channel.business_account_id)
+            raise

@@ -11,14 +11,21 @@ Notification POST, in this order (docs/decisions.md D8):
    is parsed;
 3. the JSON is parsed and its shape checked (400 before anything is stored). Without a global secret this
    has to come before the signature: which secret applies is known only from the notification's
-   ``metadata.phone_number_id`` values;
-4. every phone number id is resolved to its active channel (cached while warm);
+   ``metadata.phone_number_id`` values, and for changes that name no number (templates, account news) from
+   their business account (``entry[].id``);
+4. every phone number id is resolved to its active channel, every such business account to its active Meta
+   channels (index ``by_waba``), cached while warm;
 5. unless the global secret verified the bytes, the signature must verify under the app secret of EVERY
-   channel the notification names (a secret stored for one tenant's channel cannot vouch for another tenant's
-   number), and at least one channel must be known: no secret of ours → 401, fail closed;
-6. every entry × change × message/status is stored; unknown numbers, Meta's ``errors``, other fields and
-   unusable items are reported and counted, and the answer is still 200 so Meta does not retry them. Storage
-   trouble propagates (5xx: Meta retries, and the conditional writes make the retry harmless).
+   channel whose number the notification names (a secret stored for one tenant's channel cannot vouch for
+   another tenant's number); a WABA-level change applies only to the channels of its account whose secret
+   verifies it; at least one channel must verify: no secret of ours → 401, fail closed. Steps 4 and 5 go
+   together, number by number then account by account: the first failing number ends them, and until a secret
+   has verified the bytes at most MAX_UNKNOWN_BEFORE_VERIFIED unknown numbers or accounts are looked up;
+6. every entry × change × message/amendment/status/notice is stored, each write re-checking that the number is
+   still claimed by its channel (a channel disabled while cached is from then on an unknown number); unknown
+   numbers, Meta's ``errors``, other fields and unusable items are reported and counted, and the answer is still
+   200 so Meta does not retry them. Storage trouble propagates (5xx: Meta retries, and the conditional writes
+   make the retry harmless).
 
 The tenant comes only from the channel resolved from the verified notification.
 """
@@ -34,7 +41,7 @@ from urllib.parse import parse_qsl
 from gateway.config import Settings, get_settings
 from gateway.domain import ids
 from gateway.domain.channel import Channel, Provider, route_key_meta, route_key_verify
-from gateway.domain.errors import BadRequest, Forbidden, InvalidSignature
+from gateway.domain.errors import BadRequest, ChannelNotFound, Forbidden, InvalidSignature
 from gateway.http.webhook import WebhookRequest
 from gateway.observability import logger
 from gateway.providers import meta_webhook as mw
@@ -43,6 +50,9 @@ from gateway.services.ingest import IngestService
 # Meta batches per WABA; no genuine notification speaks for more numbers (or business accounts) than this.
 MAX_PHONE_NUMBER_IDS = 100
 MAX_WABA_IDS = 10
+# Unknown numbers and business accounts looked up before any signature has verified; more, and the request is
+# refused (docs/decisions.md D22).
+MAX_UNKNOWN_BEFORE_VERIFIED = 10
 _HUB_PARAMS = ("hub.mode", "hub.verify_token", "hub.challenge")
 
 
@@ -126,51 +136,65 @@ class MetaWebhooks:
             raise BadRequest(f"The notification names more than {MAX_PHONE_NUMBER_IDS} phone numbers.")
         if len(wabas) > MAX_WABA_IDS:
             raise BadRequest(f"The notification names more than {MAX_WABA_IDS} business accounts.")
-        channels = {number: self.ingest.channel_for(route_key_meta(number)) for number in numbers}
-        accounts: Mapping[str, Sequence[Channel]] = {
-            waba: self.ingest.channels.channels_of_waba(waba) for waba in wabas
-        }
-        if not by_global:
-            accounts = self._authenticate(body, digest, channels, accounts)
+        channels, accounts = self._audience(numbers, wabas, body, digest, verified=by_global)
         return self._process(notification, channels, accounts)
 
-    def _authenticate(
-        self,
-        body: bytes,
-        digest: bytes,
-        channels: Mapping[str, Channel | None],
-        accounts: Mapping[str, Sequence[Channel]],
-    ) -> Mapping[str, Sequence[Channel]]:
-        """The bytes must verify under the secret bound to every known channel whose number they name (its own
-        app secret, else the deployment's). A WABA-level change (no number: templates, account news) is applied
-        to the channels of that WABA whose secret verifies the bytes, and only to those: one tenant's secret
-        never vouches for another tenant's account. At least one channel must verify. One answer for every
-        failure: nothing tells a forger which numbers or accounts exist (docs/decisions.md D8)."""
-        checked: dict[str, bool] = {}
+    def _audience(
+        self, numbers: list[str], wabas: list[str], body: bytes, digest: bytes, *, verified: bool
+    ) -> tuple[dict[str, Channel | None], dict[str, list[Channel]]]:
+        """Each number's active channel (None: unknown), and for each business account the channels a WABA-level
+        change applies to, authenticated as they are found (docs/decisions.md D8, D25).
 
-        def verified(channel: Channel) -> bool:
+        Unless ``verified`` (the deployment's secret vouched for the bytes), the bytes must verify under the
+        secret bound to every known channel whose number they name (its own app secret, else the deployment's),
+        and the first failure ends the lookups. A WABA-level change (no number: templates, account news) applies
+        to the channels of that account whose secret verifies the bytes, and only to those: one tenant's secret
+        never vouches for another tenant's channels. At least one channel must verify. Until a secret has
+        verified the bytes, at most MAX_UNKNOWN_BEFORE_VERIFIED unknown numbers or accounts (an account none of
+        whose channels verifies counts as unknown) are looked up: unsigned noise costs a few reads, not one per
+        id named. One answer for every failure: nothing tells a forger which numbers or accounts exist.
+        """
+        verdicts: dict[str, bool] = {}  # secret → whether the bytes verify under it
+
+        def verifies(channel: Channel) -> bool:
             secret = self.ingest.secrets(channel).get("app_secret") or self.settings.meta_app_secret or ""
-            if secret not in checked:
-                checked[secret] = mw.signature_valid(body, digest, secret)
-            return checked[secret]
+            if secret not in verdicts:
+                verdicts[secret] = mw.signature_valid(body, digest, secret)
+            return verdicts[secret]
 
-        known = 0
-        for channel in channels.values():
-            if channel is None:
-                continue
-            if not verified(channel):
+        proven, unknown = verified, 0
+
+        def budget() -> None:
+            if not proven and unknown >= MAX_UNKNOWN_BEFORE_VERIFIED:
                 raise InvalidSignature("The X-Hub-Signature-256 does not match this payload.")
-            known += 1
-        audience = {waba: [c for c in members if verified(c)] for waba, members in accounts.items()}
-        known += sum(len(members) for members in audience.values())
-        if not known:
+
+        channels: dict[str, Channel | None] = {}
+        for number in numbers:
+            budget()
+            channel = channels[number] = self.ingest.channel_for(route_key_meta(number))
+            if channel is None:
+                unknown += 1
+            elif not verified:
+                if not verifies(channel):
+                    raise InvalidSignature("The X-Hub-Signature-256 does not match this payload.")
+                proven = True
+        accounts: dict[str, list[Channel]] = {}
+        for waba in wabas:
+            budget()
+            members = self.ingest.channels.channels_of_waba(waba)
+            audience = accounts[waba] = list(members) if verified else [c for c in members if verifies(c)]
+            if audience:
+                proven = True
+            else:
+                unknown += 1
+        if not proven:
             raise InvalidSignature("The X-Hub-Signature-256 does not match this payload.")
-        return audience
+        return channels, accounts
 
     def _process(
         self,
         notification: mw.Notification,
-        channels: Mapping[str, Channel | None],
+        channels: dict[str, Channel | None],
         accounts: Mapping[str, Sequence[Channel]],
     ) -> Receipt:
         receipt = Receipt()
@@ -181,43 +205,53 @@ class MetaWebhooks:
             if change.field not in mw.HANDLED_FIELDS:
                 receipt.other_fields[change.field] += 1
                 continue
-            if change.phone_number_id is None:
-                targets = list(accounts.get(change.entry_id or "", ()))
+            number = change.phone_number_id
+            if number is None:  # a WABA-level change: each verified channel of the account, by its own number
+                targets = [(c, route_key_meta(str(c.phone_number_id))) for c in accounts.get(change.entry_id or "", ())]
             else:
-                channel = channels.get(change.phone_number_id)
-                targets = [channel] if channel is not None else []
+                channel = channels.get(number)
+                targets = [(channel, route_key_meta(number))] if channel is not None else []
             if not targets:
-                receipt.unknown_phone_number_ids.append(change.phone_number_id or f"waba:{change.entry_id}")
-                logger.warning(
-                    "meta notification for an unknown phone number or business account",
-                    extra={
-                        "field": change.field,
-                        "phone_number_id": change.phone_number_id,
-                        "waba_id": change.entry_id,
-                        "items": content.items,
-                    },
-                )
+                self._unknown(change, content, receipt)
                 continue
-            for channel in targets:
+            for channel, route_key in targets:
                 receipt.channels.add(channel.channel_id)
                 self._report(channel, content, receipt)
-                self._store(channel, content, receipt, now)
+                try:
+                    self._store(channel, route_key, content, receipt, now)
+                except ChannelNotFound:  # disabled since this instance cached it: unknown from now on
+                    if number is not None:
+                        channels[number] = None
+                    self._unknown(change, content, receipt)
         return receipt
 
-    def _store(self, channel: Channel, content: mw.ChangeContent, receipt: Receipt, now: str) -> None:
+    def _store(self, channel: Channel, route_key: str, content: mw.ChangeContent, receipt: Receipt, now: str) -> None:
         for message in content.messages:
-            if self.ingest.store_message(channel, message, now=now) is None:
+            if self.ingest.store_message(channel, message, route_key=route_key, now=now) is None:
                 receipt.duplicates += 1
             else:
                 receipt.stored += 1
         for amendment in content.amendments:
-            receipt.amendments[self.ingest.apply_amendment(channel, amendment, now=now)] += 1
+            receipt.amendments[self.ingest.apply_amendment(channel, amendment, now=now, route_key=route_key)] += 1
         for update in content.statuses:
-            receipt.statuses[self.ingest.apply_status(channel, update)] += 1
+            receipt.statuses[self.ingest.apply_status(channel, update, route_key=route_key)] += 1
         if content.ignored_statuses:
             receipt.statuses["ignored"] += len(content.ignored_statuses)
         for notice in content.notices:
-            receipt.notices[f"{notice.field}:{self.ingest.apply_notice(channel, notice)}"] += 1
+            receipt.notices[f"{notice.field}:{self.ingest.apply_notice(channel, notice, route_key=route_key)}"] += 1
+
+    @staticmethod
+    def _unknown(change: mw.Change, content: mw.ChangeContent, receipt: Receipt) -> None:
+        receipt.unknown_phone_number_ids.append(change.phone_number_id or f"waba:{change.entry_id}")
+        logger.warning(
+            "meta notification for an unknown phone number or business account",
+            extra={
+                "field": change.field,
+                "phone_number_id": change.phone_number_id,
+                "waba_id": change.entry_id,
+                "items": content.items,
+            },
+        )
 
     @staticmethod
     def _report(channel: Channel, content: mw.ChangeContent, receipt: Receipt) -> None:

@@ -2,13 +2,18 @@
 
 Creating, disabling and re-keying a channel are single transactions over the channel and its route claims, so
 "one active channel per Twilio number / Meta phone_number_id / verify token across all tenants" holds under
-concurrency. Webhook lookups read the claim then the channel, strongly consistent, cached briefly while warm.
+concurrency. Webhook lookups read the claim then the channel, strongly consistent, cached while warm: a known
+channel for HIT_CACHE_SECONDS (the webhooks' writes re-check its route claim, so a disabled channel stops at
+once), "no such channel" for MISS_CACHE_SECONDS only (a channel created a moment after a probe must be found).
+Both caches are bounded and evict their least recently used entries; misses live apart from hits, so a flood of
+unknown addresses never pushes a known channel out (docs/decisions.md D15, D22).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -17,10 +22,48 @@ from pynamodb.transactions import TransactWrite
 
 from gateway.domain.channel import Channel, ChannelStatus, Provider
 from gateway.domain.errors import ChannelExists, ChannelNotFound, Conflict
+from gateway.domain.keys import compose
 from gateway.store.models import ChannelModel, RouteModel, tenant_pk, transaction_connection
+from gateway.store.transactions import transaction
 
+HIT_CACHE_SECONDS = 60.0
+MISS_CACHE_SECONDS = 1.0
+HIT_CACHE_SIZE = 4096
+MISS_CACHE_SIZE = 1024
 # Numbers of one WhatsApp Business Account considered for a WABA-level notification (bounded pre-auth work).
 MAX_WABA_CHANNELS = 20
+ACCOUNT_CACHE_SIZE = 1024
+
+
+class ExpiringLru[V]:
+    """At most ``size`` entries, each valid for ``ttl`` seconds; the least recently used goes first. Not
+    thread-safe on its own (ChannelRepository holds its lock around it)."""
+
+    def __init__(self, size: int, ttl: float) -> None:
+        self._size, self._ttl = size, ttl
+        self._entries: OrderedDict[str, tuple[float, V]] = OrderedDict()
+
+    def get(self, key: str, now: float) -> tuple[bool, V | None]:
+        entry = self._entries.get(key)
+        if entry is None:
+            return False, None
+        if entry[0] <= now:
+            del self._entries[key]
+            return False, None
+        self._entries.move_to_end(key)
+        return True, entry[1]
+
+    def put(self, key: str, value: V, now: float) -> None:
+        self._entries[key] = (now + self._ttl, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def pop(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 def _to_domain(item: ChannelModel) -> Channel:
@@ -84,11 +127,20 @@ def _claim_conflict(error: TransactWriteError) -> bool:
 
 
 class ChannelRepository:
-    def __init__(self, cache_ttl_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self._ttl = cache_ttl_seconds
+    def __init__(
+        self,
+        *,
+        hit_seconds: float = HIT_CACHE_SECONDS,
+        miss_seconds: float = MISS_CACHE_SECONDS,
+        hit_size: int = HIT_CACHE_SIZE,
+        miss_size: int = MISS_CACHE_SIZE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._clock = clock
-        self._route_cache: dict[str, tuple[float, Channel | None]] = {}
-        self._waba_cache: dict[str, tuple[float, tuple[Channel, ...]]] = {}
+        self._hits: ExpiringLru[Channel] = ExpiringLru(hit_size, hit_seconds)
+        self._accounts: ExpiringLru[tuple[Channel, ...]] = ExpiringLru(ACCOUNT_CACHE_SIZE, hit_seconds)
+        # addresses and business accounts without an active channel (keys of both kinds are composed apart)
+        self._misses: ExpiringLru[None] = ExpiringLru(miss_size, miss_seconds)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ tenant-facing
@@ -141,7 +193,7 @@ class ChannelRepository:
             if _claim_conflict(error):
                 raise ChannelExists("This WhatsApp number or verify token is connected to another channel.") from error
             raise
-        self.forget(before.route_keys())
+        self.forget(before.route_keys(), before.business_account_id)
         return after
 
     def mark_webhook_verified(self, channel: Channel, when: str) -> None:
@@ -150,17 +202,21 @@ class ChannelRepository:
 
     # ------------------------------------------------------------------ webhook-facing
     def resolve(self, route_key: str) -> Channel | None:
-        """The active channel that owns a provider address, or None. Cached for the warm path (also misses)."""
+        """The active channel that owns a provider address, or None. Cached for the warm path: a channel for
+        HIT_CACHE_SECONDS, a miss for MISS_CACHE_SECONDS (see the module's docstring)."""
         now = self._clock()
         with self._lock:
-            cached = self._route_cache.get(route_key)
-        if cached and cached[0] > now:
-            return cached[1]
+            found, channel = self._hits.get(route_key, now)
+            if found or self._misses.get(route_key, now)[0]:
+                return channel
         channel = self._resolve_uncached(route_key)
         with self._lock:
-            if len(self._route_cache) > 4096:
-                self._route_cache.clear()
-            self._route_cache[route_key] = (now + self._ttl, channel)
+            if channel is None:
+                self._hits.pop(route_key)
+                self._misses.put(route_key, None, now)
+            else:
+                self._misses.pop(route_key)
+                self._hits.put(route_key, channel, now)
         return channel
 
     def _resolve_uncached(self, route_key: str) -> Channel | None:
@@ -175,14 +231,28 @@ class ChannelRepository:
 
     def channels_of_waba(self, business_account_id: str, *, limit: int = MAX_WABA_CHANNELS) -> tuple[Channel, ...]:
         """The active Meta channels of a WhatsApp Business Account (several numbers share one), at most
-        ``limit``, cached while warm like routes. The index is eventually consistent: a channel created a second
-        ago may be missing for that second (its WABA-level notifications are then answered 401 and retried)."""
-        key = f"waba#{business_account_id}"
+        ``limit``, cached like routes: an account with channels for HIT_CACHE_SECONDS, one without for
+        MISS_CACHE_SECONDS among the other misses (a flood of unknown accounts evicts no known channel). The
+        index is eventually consistent: a channel created a second ago may be missing for that second (its
+        WABA-level notifications are then answered 401 and retried)."""
+        key = account_key(business_account_id)
         now = self._clock()
         with self._lock:
-            cached = self._waba_cache.get(key)
-        if cached and cached[0] > now:
-            return cached[1]
+            found, members = self._accounts.get(key, now)
+            if found or self._misses.get(key, now)[0]:
+                return members or ()
+        members = self._channels_of_waba_uncached(business_account_id, limit)
+        with self._lock:
+            if members:
+                self._misses.pop(key)
+                self._accounts.put(key, members, now)
+            else:
+                self._accounts.pop(key)
+                self._misses.put(key, None, now)
+        return members
+
+    @staticmethod
+    def _channels_of_waba_uncached(business_account_id: str, limit: int) -> tuple[Channel, ...]:
         found = []
         for hit in ChannelModel.by_waba.query(business_account_id, limit=limit * 4, page_size=limit * 4):
             try:
@@ -193,19 +263,24 @@ class ChannelRepository:
                 found.append(channel)
             if len(found) >= limit:
                 break
-        with self._lock:
-            if len(self._waba_cache) > 1024:
-                self._waba_cache.pop(next(iter(self._waba_cache)))
-            # a miss is kept for a second only: a channel created a moment ago must not wait a minute
-            self._waba_cache[key] = (now + (self._ttl if found else min(self._ttl, 1.0)), tuple(found))
         return tuple(found)
 
-    def record_health(self, channel: Channel, health: dict[str, Any]) -> None:
-        """What Meta last said about the number's quality or messaging limit (``phone_number_quality_update``)."""
-        item = _to_item(channel)
-        item.update(actions=[ChannelModel.health.set(health)], condition=ChannelModel.pk.exists())
+    def record_health(self, channel: Channel, health: dict[str, Any], *, route_key: str) -> None:
+        """What Meta last said about the number's quality or messaging limit (``phone_number_quality_update``). A
+        webhook write: the number's route claim is re-checked in the same transaction (ChannelNotFound)."""
+        with transaction(channel, route_key) as tx:
+            tx.update(_to_item(channel), actions=[ChannelModel.health.set(health)], condition=ChannelModel.pk.exists())
 
-    def forget(self, route_keys: Iterable[str]) -> None:
+    def forget(self, route_keys: Iterable[str], business_account_id: str | None = None) -> None:
+        """Drop cached lookups: of these addresses, and of the channel's business account when given."""
+        keys = [*route_keys, *([account_key(business_account_id)] if business_account_id else [])]
         with self._lock:
-            for key in route_keys:
-                self._route_cache.pop(key, None)
+            for key in keys:
+                self._hits.pop(key)
+                self._accounts.pop(key)
+                self._misses.pop(key)
+
+
+def account_key(business_account_id: str) -> str:
+    """The cache key of a business account's channels, apart from every route key (``twilio#…``, ``meta#…``)."""
+    return compose("waba", business_account_id)

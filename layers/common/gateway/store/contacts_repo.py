@@ -23,6 +23,7 @@ from pynamodb.expressions.update import Action
 from pynamodb.transactions import TransactWrite
 
 from gateway.domain import ids
+from gateway.domain.channel import Channel
 from gateway.domain.contact import (
     Contact,
     ContactLink,
@@ -37,6 +38,7 @@ from gateway.domain.errors import NotFound
 from gateway.domain.outbound import Recipient
 from gateway.observability import logger, metrics
 from gateway.store.models import ContactModel, ConversationModel, IdentityModel, transaction_connection
+from gateway.store.transactions import transaction
 
 CACHE_ENTRIES = 20_000
 
@@ -355,22 +357,27 @@ class ContactRepository:
         return link.contact_id
 
     # ------------------------------------------------------------------ consent
-    def set_marketing_preference(self, tenant_id: str, ref: ContactRef, *, opted_out: bool, at: str) -> Contact | None:
+    def set_marketing_preference(
+        self, channel: Channel, ref: ContactRef, *, opted_out: bool, at: str, route_key: str
+    ) -> Contact | None:
         """Meta's ``user_preferences``: the contact stopped (or resumed) marketing messages. None when nobody holds
-        any of the identities named (nothing to record: a contact who never wrote has no record)."""
+        any of the identities named (nothing to record: a contact who never wrote has no record). A webhook
+        write: the number's route claim is re-checked in the same transaction (ChannelNotFound, nothing written)."""
+        tenant_id = channel.tenant_id
         for identity in identities(ref):
             claim = self._claim(tenant_id, identity)
             if claim is None or not claim.contact_id:
                 continue
-            item = ContactModel(*ContactModel.key(tenant_id, str(claim.contact_id)))
-            item.update(
-                actions=[
-                    ContactModel.marketing_opted_out.set(opted_out),
-                    ContactModel.marketing_opted_out_at.set(at),
-                    ContactModel.updated_at.set(at),
-                ],
-                condition=ContactModel.pk.exists(),
-            )
+            with transaction(channel, route_key) as tx:
+                tx.update(
+                    ContactModel(*ContactModel.key(tenant_id, str(claim.contact_id))),
+                    actions=[
+                        ContactModel.marketing_opted_out.set(opted_out),
+                        ContactModel.marketing_opted_out_at.set(at),
+                        ContactModel.updated_at.set(at),
+                    ],
+                    condition=ContactModel.pk.exists(),
+                )
             return self.get(tenant_id, str(claim.contact_id))
         return None
 

@@ -18,7 +18,6 @@ from gateway.domain import ids
 from gateway.domain import status as st
 from gateway.domain.channel import Channel
 from gateway.domain.contact import Identity, IdentityKind
-from gateway.domain.errors import ChannelNotFound
 from gateway.domain.message import (
     Amendment,
     AmendmentKind,
@@ -35,13 +34,35 @@ from gateway.store.models import (
     IdentityModel,
     MessageModel,
     ProviderMessageModel,
-    RouteModel,
     tenant_pk,
-    transaction_connection,
 )
 from gateway.store.pagination import decode_cursor, encode_cursor
+from gateway.store.transactions import cancellation_codes, transaction
 
 _CONFLICT_RETRIES = 5
+# How long something parked on a provider-id claim waits for its message: a status that beat the send's answer
+# (which usually arrives a second later and removes the TTL), or an edit or deletion that beat the message it
+# amends (docs/decisions.md D26). Statuses of messages other apps sent on the same WhatsApp Business Account, and
+# amendments of messages never delivered to us, are never claimed, and DynamoDB's TTL deletes them. 7 days: as
+# long as Meta retries a notification (docs/decisions.md D1).
+PARKED_TTL = timedelta(days=7)
+
+
+def _parked_until() -> int:
+    """The ``expires_at`` of a claim that holds only something parked (one rule for statuses and amendments)."""
+    return int((ids.utcnow() + PARKED_TTL).timestamp())
+
+
+def _jitter(attempt: int, low: float, high: float) -> None:
+    time.sleep(random.uniform(low, high) * (attempt + 1))  # noqa: S311 - jitter, not crypto
+
+
+def _retry_conflict(error: TransactWriteError, attempt: int) -> None:
+    """After a guarded write of a claim or a message failed: wait a little when another writer held an item
+    (TransactionConflict) and attempts remain, else raise ``error``."""
+    if "TransactionConflict" not in cancellation_codes(error, guarded=True) or attempt == _CONFLICT_RETRIES - 1:
+        raise error
+    _jitter(attempt, 0.002, 0.01)
 
 
 class TransactionConflictPersisted(RuntimeError):
@@ -62,11 +83,6 @@ def amended(
     if media:
         media[0]["caption"] = new_text
     return new_text, media, {"edited_at": amendment.get("at")}
-
-
-# Parked items (amendments of messages never seen, e.g. sent to another app on the same WABA) expire: 7 days,
-# as long as Meta retries a notification.
-PARKED_TTL_SECONDS = 7 * 24 * 3600
 
 
 def _supersedes(new: dict[str, Any], parked: dict[str, Any]) -> bool:
@@ -93,7 +109,7 @@ class _InboundWrite:
     ) -> None:
         self.channel, self.message, self.resolution = channel, message, resolution
         # Only identities this contact holds (or may claim) are written on it: a BSUID that belongs to another
-        # contact (two records of one person, docs/decisions.md D18) stays off this one.
+        # contact (two records of one person, docs/decisions.md D24) stays off this one.
         claimed = {identity.kind for identity in resolution.claim}
         self.contact = replace(
             message.contact,
@@ -117,11 +133,9 @@ class _InboundWrite:
         self.labels: list[str] = []
 
     # ------------------------------------------------------------------ the items
-    def add_to(self, tx: TransactWrite, route_key: str | None, contacts: ContactRepository) -> None:
-        if route_key is not None:  # condition checks first: a disabled channel stores nothing
-            still_ours = RouteModel.channel_id == self.channel.channel_id
-            tx.condition_check(RouteModel, *RouteModel.key(route_key), condition=still_ours)
-            self.labels.append("route")
+    def add_to(self, tx: TransactWrite, contacts: ContactRepository, *, guarded: bool) -> None:
+        """The items after the route check that ``transaction`` puts first when ``guarded``."""
+        self.labels = ["route"] if guarded else []
         self._claim(tx)
         tx.save(self._message())
         self.labels.append("message")
@@ -338,14 +352,12 @@ class MessageRepository:
         for attempt in range(_CONFLICT_RETRIES + 2):
             write = _InboundWrite(channel, message, resolution, received_at, created_at, snapshot, parked)
             try:
-                with TransactWrite(connection=transaction_connection()) as tx:
-                    write.add_to(tx, route_key, self.contacts)
+                with transaction(channel, route_key) as tx:
+                    write.add_to(tx, self.contacts, guarded=route_key is not None)
                 self.contacts.remember(tenant, message.contact, resolution.link)
                 return write.message_id
             except TransactWriteError as error:
                 failed = write.failures(error)
-                if "route" in failed:
-                    raise ChannelNotFound("The channel for this number was disabled.") from error
                 if "claim" in failed:
                     existing = failed["claim"]
                     if existing is None or existing.message_pk or not existing.pending_amendment:
@@ -362,7 +374,7 @@ class MessageRepository:
                     raise
                 # A concurrent delivery of the same message (or activity in the same conversation) holds the
                 # items; the retry either wins or sees the claim and reports a duplicate.
-                time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))  # noqa: S311 - jitter, not crypto
+                _jitter(attempt, 0.005, 0.02)
         raise TransactionConflictPersisted("the inbound message could not be stored after retries")
 
     # ------------------------------------------------------------------ outbound
@@ -457,6 +469,7 @@ class MessageRepository:
                 ProviderMessageModel.pending_error.remove(),
                 ProviderMessageModel.pending_at.remove(),
                 ProviderMessageModel.pending_details.remove(),
+                ProviderMessageModel.expires_at.remove(),  # a claim that points at a message never expires
             ]
             if claim is None:
                 claim_condition = ProviderMessageModel.pk.does_not_exist()
@@ -479,7 +492,7 @@ class MessageRepository:
             if details:
                 message_actions.append(MessageModel.status_details.set(details))
             try:
-                with TransactWrite(connection=transaction_connection()) as tx:
+                with transaction() as tx:
                     tx.update(ProviderMessageModel(*key), actions=claim_actions, condition=claim_condition)
                     tx.update(
                         MessageModel(message_pk, message_sk),
@@ -488,14 +501,14 @@ class MessageRepository:
                     )
                 return final
             except TransactWriteError as error_:
-                codes = [r.code if r is not None else None for r in error_.cancellation_reasons]
+                codes = cancellation_codes(error_)
                 if len(codes) > 1 and codes[1] == "ConditionalCheckFailed":
                     raise ValueError(f"no message {message_sk} to attach {provider_message_id} to") from error_
                 retry = codes and codes[0] in {"ConditionalCheckFailed", "TransactionConflict"}
                 if not retry or attempt == _CONFLICT_RETRIES - 1:
                     raise
                 # A status report parked (or changed the parked status) meanwhile: read the claim again.
-                time.sleep(random.uniform(0.002, 0.01) * (attempt + 1))  # noqa: S311 - jitter, not crypto
+                _jitter(attempt, 0.002, 0.01)
         raise AssertionError("unreachable")
 
     def fail_outbound(
@@ -598,51 +611,65 @@ class MessageRepository:
         return None
 
     # ------------------------------------------------------------------ edits and deletions
-    def apply_amendment(self, tenant_id: str, amendment: Amendment, *, now: str) -> str:
+    def apply_amendment(self, channel: Channel, amendment: Amendment, *, now: str, route_key: str) -> str:
         """Apply an edit or a deletion to the message it names (found by its provider id): ``applied``,
         ``stale`` (the message already shows a later edit, or was deleted), or ``parked`` when the message is not
-        stored yet: the amendment waits on the provider-id claim (with the table's TTL, PARKED_TTL_SECONDS) and
-        ``record_inbound`` stores the message with it applied. A deletion beats any edit; of two edits the later
-        one wins."""
+        stored yet: the amendment waits on the provider-id claim, with the TTL of anything parked (PARKED_TTL),
+        and ``record_inbound`` stores the message with it applied. A deletion beats any edit; of two edits the
+        later one wins. Like statuses, one GetItem of the claim then ONE TransactWriteItems that re-checks the
+        number's route claim: ChannelNotFound when ``route_key`` is no longer ``channel``'s (nothing changed)."""
         change = {
             "kind": amendment.kind.value,
             "text": amendment.text,
             "at": effective_created_at(amendment.provider_timestamp, now),
             "provider_message_id": amendment.provider_message_id,
         }
-        key = ProviderMessageModel.key(tenant_id, amendment.provider, amendment.original_provider_message_id)
-        for _ in range(_CONFLICT_RETRIES):
+        key = ProviderMessageModel.key(channel.tenant_id, amendment.provider, amendment.original_provider_message_id)
+        for attempt in range(_CONFLICT_RETRIES):
             try:
                 claim: ProviderMessageModel | None = ProviderMessageModel.get(*key, consistent_read=True)
             except DoesNotExist:
                 claim = None
-            if claim is not None and claim.message_pk and claim.message_sk:
-                return self._amend_stored(str(claim.message_pk), str(claim.message_sk), change)
-            parked = claim.pending_amendment if claim is not None else None
-            if parked is not None and not _supersedes(change, parked):
-                return "stale"
-            condition = ProviderMessageModel.message_pk.does_not_exist() & (
-                ProviderMessageModel.pending_amendment.does_not_exist()
-                if parked is None
-                else ProviderMessageModel.pending_amendment == parked
-            )
             try:
-                ProviderMessageModel(*key).update(
-                    actions=[
-                        ProviderMessageModel.tenant_id.set(tenant_id),
-                        ProviderMessageModel.pending_amendment.set(change),
-                        ProviderMessageModel.expires_at.set(int(ids.parse_iso(now).timestamp()) + PARKED_TTL_SECONDS),
-                    ],
-                    condition=condition,
-                )
-                return "parked"
-            except UpdateError as error:
-                if error.cause_response_code != "ConditionalCheckFailedException":
-                    raise
+                if claim is not None and claim.message_pk and claim.message_sk:
+                    return self._amend_stored(str(claim.message_pk), str(claim.message_sk), change, channel, route_key)
+                parked = claim.pending_amendment if claim is not None else None
+                if parked is not None and not _supersedes(change, parked):
+                    return "stale"
+                if self._park_amendment(key, change, parked, channel, route_key):
+                    return "parked"
                 # the message arrived, or another amendment parked, meanwhile: read again
+            except TransactWriteError as error:
+                _retry_conflict(error, attempt)  # another amendment or the message itself holds the item
         return "stale"
 
-    def _amend_stored(self, message_pk: str, message_sk: str, change: dict[str, Any]) -> str:
+    @staticmethod
+    def _park_amendment(
+        key: tuple[str, str], change: dict[str, Any], parked: Any, channel: Channel, route_key: str
+    ) -> bool:
+        """Park ``change`` on the claim unless the message arrived or ``parked`` changed meanwhile (False)."""
+        condition = ProviderMessageModel.message_pk.does_not_exist() & (
+            ProviderMessageModel.pending_amendment.does_not_exist()
+            if parked is None
+            else ProviderMessageModel.pending_amendment == parked
+        )
+        actions: list[Action] = [
+            ProviderMessageModel.tenant_id.set(channel.tenant_id),
+            ProviderMessageModel.pending_amendment.set(change),
+            ProviderMessageModel.expires_at.set(_parked_until()),
+        ]
+        try:
+            with transaction(channel, route_key) as tx:
+                tx.update(ProviderMessageModel(*key), actions=actions, condition=condition)
+        except TransactWriteError as error:
+            if cancellation_codes(error, guarded=True)[:1] == ["ConditionalCheckFailed"]:
+                return False
+            raise
+        return True
+
+    def _amend_stored(
+        self, message_pk: str, message_sk: str, change: dict[str, Any], channel: Channel, route_key: str
+    ) -> str:
         message = self.get(message_pk, message_sk)
         if message is None:
             return "stale"
@@ -663,32 +690,41 @@ class MessageRepository:
         else:
             condition &= MessageModel.edited_at.does_not_exist()
         try:
-            MessageModel(message_pk, message_sk).update(actions=actions, condition=condition)
-        except UpdateError as error:
-            if error.cause_response_code == "ConditionalCheckFailedException":
+            with transaction(channel, route_key) as tx:
+                tx.update(MessageModel(message_pk, message_sk), actions=actions, condition=condition)
+        except TransactWriteError as error:
+            if cancellation_codes(error, guarded=True)[:1] == ["ConditionalCheckFailed"]:
                 return "stale"  # another amendment won meanwhile (a retry of this one would see it and stop)
             raise
         return "applied"
 
     # ------------------------------------------------------------------ statuses
-    def apply_status(self, tenant_id: str, update: st.StatusUpdate) -> str:
-        """Apply a provider status report forward-only. Returns ``applied``, ``stale`` or ``parked``.
+    def apply_status(self, channel: Channel, update: st.StatusUpdate, *, route_key: str) -> str:
+        """Apply a provider status report to our outbound message, forward-only. Returns ``applied``, ``stale``
+        or ``parked``; ChannelNotFound when ``route_key`` is no longer claimed by ``channel`` (disabled since the
+        webhook cached it: nothing changed).
 
-        ``stale``: the message already has this or a later status (duplicates and out-of-order reports land
-        here and change nothing). ``parked``: the message is not known yet (the callback beat the send
-        response); the report is kept on the provider-id claim and merged when the send records its id.
+        One GetItem of the provider-id claim (where the message is), then ONE TransactWriteItems: the route
+        check and the conditional update. ``stale``: the message already has this or a later status
+        (duplicates and out-of-order reports land here and change nothing), or the provider id is an inbound
+        message's, whose ``received`` no status may change. ``parked``: the message is not known yet (the
+        callback beat the send response); the report is kept on the provider-id claim, with a TTL, and merged
+        when the send records its id.
         """
-        key = ProviderMessageModel.key(tenant_id, update.provider, update.provider_message_id)
-        for _ in range(3):
+        key = ProviderMessageModel.key(channel.tenant_id, update.provider, update.provider_message_id)
+        for attempt in range(_CONFLICT_RETRIES):
             try:
                 claim = ProviderMessageModel.get(*key, consistent_read=True)
             except DoesNotExist:
                 claim = None
-            if claim is not None and claim.message_pk and claim.message_sk:
-                return self._update_message_status(claim.message_pk, claim.message_sk, update)
-            if self._park(key, tenant_id, update):
-                return "parked"
-            # The send recorded the message id between our read and the park: go round and apply it.
+            try:
+                if claim is not None and claim.message_pk and claim.message_sk:
+                    return self._update_message_status(claim.message_pk, claim.message_sk, update, channel, route_key)
+                if self._park(key, update, channel, route_key):
+                    return "parked"
+                # The send recorded the message id between our read and the park: go round and apply it.
+            except TransactWriteError as error:
+                _retry_conflict(error, attempt)  # another status or the send's attach holds the item: read again
         return "stale"
 
     @staticmethod
@@ -696,8 +732,9 @@ class MessageRepository:
         limit = st.RANK[st.DELIVERED] if new_status == st.FAILED else st.RANK[new_status]
         return attr_rank.does_not_exist() | (attr_rank < limit)
 
-    def _update_message_status(self, message_pk: str, message_sk: str, update: st.StatusUpdate) -> str:
-        message = MessageModel(message_pk, message_sk)
+    def _update_message_status(
+        self, message_pk: str, message_sk: str, update: st.StatusUpdate, channel: Channel, route_key: str
+    ) -> str:
         actions: list[Action] = [
             MessageModel.status.set(update.status),
             MessageModel.status_rank.set(st.RANK[update.status]),
@@ -707,22 +744,27 @@ class MessageRepository:
             actions.append(MessageModel.error.set(update.error))
         if update.details:
             actions.append(MessageModel.status_details.set(update.details))
-        condition = MessageModel.pk.exists() & self._forward_only(MessageModel.status_rank, update.status)
+        condition = (
+            MessageModel.pk.exists()
+            & (MessageModel.direction == Direction.OUTBOUND.value)
+            & self._forward_only(MessageModel.status_rank, update.status)
+        )
         try:
-            message.update(actions=actions, condition=condition)
-        except UpdateError as error:
-            if error.cause_response_code == "ConditionalCheckFailedException":
+            with transaction(channel, route_key) as tx:
+                tx.update(MessageModel(message_pk, message_sk), actions=actions, condition=condition)
+        except TransactWriteError as error:
+            if cancellation_codes(error, guarded=True)[:1] == ["ConditionalCheckFailed"]:
                 return "stale"
             raise
         return "applied"
 
-    def _park(self, key: tuple[str, str], tenant_id: str, update: st.StatusUpdate) -> bool:
-        claim = ProviderMessageModel(*key)
+    def _park(self, key: tuple[str, str], update: st.StatusUpdate, channel: Channel, route_key: str) -> bool:
         actions: list[Action] = [
-            ProviderMessageModel.tenant_id.set(tenant_id),
+            ProviderMessageModel.tenant_id.set(channel.tenant_id),
             ProviderMessageModel.pending_status.set(update.status),
             ProviderMessageModel.pending_rank.set(st.RANK[update.status]),
             ProviderMessageModel.pending_at.set(update.at),
+            ProviderMessageModel.expires_at.set(_parked_until()),
         ]
         if update.error is not None:
             actions.append(ProviderMessageModel.pending_error.set(update.error))
@@ -732,9 +774,10 @@ class MessageRepository:
             ProviderMessageModel.pending_rank, update.status
         )
         try:
-            claim.update(actions=actions, condition=condition)
-        except UpdateError as error:
-            if error.cause_response_code != "ConditionalCheckFailedException":
+            with transaction(channel, route_key) as tx:
+                tx.update(ProviderMessageModel(*key), actions=actions, condition=condition)
+        except TransactWriteError as error:
+            if cancellation_codes(error, guarded=True)[:1] != ["ConditionalCheckFailed"]:
                 raise
             try:
                 current = ProviderMessageModel.get(*key, consistent_read=True)

@@ -9,7 +9,8 @@ Ids that exist only at run time are written as placeholders in the event and res
 as the event's own caller (its JWT claims) would see it: ``{{channel:+14155238886}}`` is the id of the caller's
 channel for that number (Twilio) or phone number id (Meta), ``{{conversation:+14155550100}}`` the id of the
 caller's newest one-to-one conversation with that contact (named by its phone, or by its BSUID,
-``{{conversation:US.13491208655302741918}}``, for a contact without one). ``--print-event`` prints the resolved event instead of invoking.
+``{{conversation:US.13491208655302741918}}``, for a contact without one). ``--print-event`` prints the resolved
+event instead of invoking.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A WhatsApp user without a phone number, end to end over real HTTP against the local stack: a signed Meta
 webhook naming only a business-scoped user id (BSUID) → listed in the inbox → answered by an operator (the
-sandbox receives Meta's ``recipient`` field, no ``to``) → a later message with phone + the same BSUID lands in
-the same conversation."""
+sandbox receives Meta's ``recipient`` field, no ``to``, and reports its statuses by ``recipient_user_id``) → a
+later message with phone + the same BSUID lands in the same conversation."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from local.testing import LocalStackClient
+from local.testing import LocalStackClient, wait_for
 from tests.e2e.test_meta_e2e import meta_channel, post_signed  # noqa: F401 - the fixture
 from tests.meta_support import fixture, meta_bytes, sign
 
@@ -53,6 +53,13 @@ def test_a_bsuid_only_contact_is_listed_answered_and_later_linked_to_its_phone(
               if r["method"] == "POST" and r["path"].endswith(f"/{channel['phone_number_id']}/messages")]
     (body,) = [b for b in bodies if b.get("text", {}).get("body") == "Yes, we deliver to Oakland."]
     assert body["recipient"] == bsuid and "to" not in body
+
+    def status() -> str:
+        listed = local_stack.request("GET", f"/v1/conversations/{conversation['id']}/messages", token=token).json()
+        return str(next(m["status"] for m in listed["items"] if m["id"] == sent.json()["id"]))
+
+    # the sandbox's statuses name the recipient as the send did: recipient_user_id, no recipient_id
+    wait_for(lambda: status() == "read", "the sandbox's read notification for a BSUID recipient")
 
     later = notification("bsuid_with_phone", channel["phone_number_id"], bsuid, f"wamid.e2e-{bsuid}-2", now + 1)
     later_bytes = meta_bytes(later)

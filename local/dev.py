@@ -1,9 +1,11 @@
 """``python -m local.dev`` (``make dev``): the whole stack on this machine, no AWS account, no Docker.
 
 moto server (resources created from template.yaml) → provider sandbox → stream poller → HTTP gateway on
-``$PORT`` (default 3000). Ctrl-C or SIGTERM stops everything. Environment overrides: ``PORT``,
-``TWILIO_API_BASE_URL``, ``META_GRAPH_BASE_URL``, ``MEDIA_ALLOWED_HOSTS`` (DESIGN §6), and for tinkering
-``LOCAL_FUNCTION_CONCURRENCY`` (instances per function, default 1) and ``LOCAL_STATE_FILE``.
+``$PORT`` (default 3000), which also serves the web console at ``/`` with a demo login (local/console.py).
+Ctrl-C or SIGTERM stops everything. Environment overrides: ``PORT``, ``TWILIO_API_BASE_URL``,
+``META_GRAPH_BASE_URL``, ``MEDIA_ALLOWED_HOSTS`` (docs/local-stack.md), and for tinkering
+``LOCAL_FUNCTION_CONCURRENCY`` (instances per function, default 1), ``LOCAL_STATE_FILE`` and
+``CONSOLE_EXTRA_ORIGINS`` (origins the API's CORS allows besides the console's own).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from local import TEMPLATE_PATH
+from local import TEMPLATE_PATH, console
 from local.apigw import HttpRequest, HttpResponse, json_response
 from local.http_gateway import LocalGateway, LocalHttpServer, serve_in_thread
 from local.identity import LocalIdentity
@@ -63,6 +65,7 @@ class LocalStack:
     gateway: LocalGateway | None = None
     sandbox: ProviderSandbox | None = None
     poller: StreamPoller | None = None
+    demo: console.DemoLogin | None = None
     _gateway_server: LocalHttpServer | None = None
     _sandbox_server: LocalHttpServer | None = None
 
@@ -111,6 +114,7 @@ class LocalStack:
             enabled_functions=set(self.runtime.function_ids()),
         )
         self.poller.start()
+        self.demo = console.register(self.gateway, stage=STAGE, moto_url=self.moto_url)
         write_state(self.state())
         self.gateway.ready.set()
         threading.Thread(target=self._warm_functions, name="warm-up", daemon=True).start()
@@ -136,8 +140,9 @@ class LocalStack:
         self.moto.start()
 
     def _parameters(self) -> dict[str, Any]:
-        # The one parameter whose local value differs from its default: providers call *this* gateway.
-        return {"PublicBaseUrl": self.base_url} if "PublicBaseUrl" in self.template.parameters else {}
+        # Providers call *this* gateway; browsers on other origins (tests, a dev server) may call the API.
+        wanted = {"PublicBaseUrl": self.base_url, "ConsoleExtraOrigins": os.environ.get("CONSOLE_EXTRA_ORIGINS")}
+        return {k: v for k, v in wanted.items() if v is not None and k in self.template.parameters}
 
     def _env_overrides(self) -> dict[str, str]:
         return {
@@ -200,6 +205,10 @@ class LocalStack:
             "region": REGION,
             "user_pool_id": identity.user_pool_id if identity else None,
             "user_pool_client_id": identity.client_id if identity else None,
+            "console_url": f"{self.base_url}/",
+            "demo_login": {"email": self.demo.email, "password": self.demo.password, "tenant_id": self.demo.tenant_id}
+            if self.demo
+            else None,
             "tables": self.resources.names("AWS::DynamoDB::Table"),
             "buckets": self.resources.names("AWS::S3::Bucket"),
             "queues": self.resources.names("AWS::SQS::Queue"),
@@ -227,8 +236,21 @@ def summary(state: dict[str, Any]) -> str:
     lines += [f"  queue      {lid} = {url}" for lid, url in state["queues"].items()]
     lines += [f"  stream     {s}" for s in state["stream_sources"]]
     lines += [f"  route      {r}" for r in state["routes"]]
-    lines += [f"  state      {state_path()}", "", "Try it:", *try_it(base), "", "Ctrl-C stops everything."]
+    lines += [f"  state      {state_path()}", "", "Try it:", *try_it(base), ""]
+    lines += [*console_lines(state), "", "Ctrl-C stops everything."]
     return "\n".join(lines)
+
+
+def console_lines(state: dict[str, Any]) -> list[str]:
+    demo = state.get("demo_login")
+    if not demo:
+        return []
+    return [
+        f"Console: open {state['console_url']} and sign in as {demo['email']} / {demo['password']}"
+        f" (tenant {demo['tenant_id']}, admin).",
+        "Play the customer: connect a channel there, then",
+        "  make say TO=<the channel's number or phone number ID> TEXT='Hello!'   [FROM=+1555…] [MEDIA=photo.jpg]",
+    ]
 
 
 def try_it(base: str) -> list[str]:

@@ -6,6 +6,7 @@
   uses (``local.apigw``), routed by the template's routes.
 - ``start_stack`` / ``LocalStackClient``: the real ``python -m local.dev`` in a subprocess, for e2e tests.
 - ``at_once``: the same call from several threads released together (concurrency tests for duplicates).
+- ``wait_for``: poll until something asynchronous (the stream poller, a status callback) has happened.
 - ``MediaHost``: an HTTP media source shaped like Twilio's (Basic auth on the API host, redirect to a CDN host
   that must never see the credentials).
 """
@@ -277,6 +278,17 @@ class LocalStackClient:
 
     def sandbox_requests(self) -> list[dict[str, Any]]:
         return list(self.http.get(f"{self.sandbox_url}/_sandbox/requests", timeout=10).json()["requests"])
+
+
+def wait_for(check: Callable[[], Any], what: str, timeout: float = 45.0) -> Any:
+    """``check()``'s first truthy value, polled every 0.25 s; the test fails naming ``what`` after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = check()
+        if value:
+            return value
+        time.sleep(0.25)
+    pytest.fail(f"timed out waiting for {what}")
 
 
 # ---------------------------------------------------------------------------------------------- concurrency

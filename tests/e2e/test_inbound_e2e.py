@@ -16,7 +16,7 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -25,7 +25,7 @@ import pytest
 import requests
 from twilio.request_validator import RequestValidator
 
-from local.testing import LocalStackClient, MediaHost, free_port
+from local.testing import LocalStackClient, MediaHost, free_port, wait_for
 from tests.meta_support import change_value, meta_bytes, notification, sign
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_stack")]
@@ -55,16 +55,6 @@ def twilio_media() -> Iterator[MediaHost]:
 
 
 # ---------------------------------------------------------------------------------------------- helpers
-def wait_for(check: Callable[[], Any], what: str, timeout: float = 45.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.25)
-    pytest.fail(f"timed out waiting for {what}")
-
-
 class Tenant:
     def __init__(self, client: LocalStackClient) -> None:
         self.client = client

@@ -51,7 +51,7 @@ export function App({ config }: { config: RuntimeConfig }) {
   // A new screen: move focus to its heading so that a screen reader announces where the user is.
   const section = path.split("/")[1];
   useEffect(() => {
-    document.querySelector<HTMLElement>("main h1")?.focus();
+    if (user) document.querySelector<HTMLElement>("main h1")?.focus();
   }, [section, !!user]);
 
   if (!user) return <SignIn config={config} />;

@@ -36,6 +36,12 @@ export function windowText(c: Conversation, now = Date.now()): string {
   return left > 0 ? `Window open, ${duration(left)} left` : "Window closed: templates only";
 }
 
+/** The same, short, for the conversation list. */
+export function windowShort(c: Conversation, now = Date.now()): string {
+  const left = windowLeft(c, now);
+  return left > 0 ? `${duration(left)} left` : "Window closed";
+}
+
 export function operatorLocked(c: Conversation, now = Date.now()): boolean {
   return !!c.operator_lock_until && Date.parse(c.operator_lock_until) > now;
 }
@@ -52,6 +58,22 @@ export function botText(c: Conversation, now = Date.now()): string {
     default:
       return "Bot: channel setting";
   }
+}
+
+export function botShort(c: Conversation, now = Date.now()): string {
+  if (operatorLocked(c, now)) return `Operator until ${time(c.operator_lock_until)}`;
+  return c.bot_mode ? `Bot ${c.bot_mode}` : "Bot: channel";
+}
+
+/** "auth_token" → "Auth token" */
+export function humanize(key: string): string {
+  const words = key.replace(/_/g, " ");
+  return words.charAt(0).toUpperCase() + words.slice(1);
+}
+
+/** WhatsApp-style ticks next to the status words (decoration: the words are what assistive technology reads). */
+export function ticks(status: string): string {
+  return { sent: "✓", delivered: "✓✓", read: "✓✓" }[status] ?? "";
 }
 
 /** The status in words (the contract's words for outbound; inbound messages are "received"). */

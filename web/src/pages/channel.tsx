@@ -1,9 +1,10 @@
+import type { ComponentChildren } from "preact";
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, api, get } from "../api";
 import { Link, navigate } from "../router";
-import { time } from "../format";
+import { humanize, time } from "../format";
 import type { AutoReply, Channel } from "../types";
-import { Alert } from "../ui";
+import { Alert, useAutoFocus } from "../ui";
 
 function errorText(e: unknown, fallback: string): string {
   return e instanceof ApiError ? e.message : fallback;
@@ -42,6 +43,14 @@ function Copyable({ label, value, button }: { label: string; value: string; butt
   );
 }
 
+/** A health detail for reading: {"level": "STANDARD"} → "level STANDARD". */
+function flat(value: unknown): string {
+  if (value === null || typeof value !== "object") return String(value);
+  return Object.entries(value as Record<string, unknown>)
+    .map(([k, v]) => `${k.replace(/_/g, " ")} ${flat(v)}`)
+    .join(", ");
+}
+
 function HealthCheck({ channel }: { channel: Channel }) {
   const [result, setResult] = useState<{ ok: boolean; text: string; details: [string, string][] } | null>(null);
   const [busy, setBusy] = useState(false);
@@ -53,7 +62,7 @@ function HealthCheck({ channel }: { channel: Channel }) {
         "POST",
         `/v1/channels/${channel.id}/check`,
       );
-      const details = Object.entries(r.details ?? {}).map(([k, v]) => [k.replace(/_/g, " "), typeof v === "object" ? JSON.stringify(v) : String(v)] as [string, string]);
+      const details = Object.entries(r.details ?? {}).map(([k, v]) => [humanize(k), flat(v)] as [string, string]);
       setResult({ ok: r.ok, text: r.ok ? `Healthy: the provider accepted the credentials (${time(r.checked_at)}).` : "Not healthy.", details });
     } catch (e) {
       setResult({ ok: false, text: `Check failed: ${errorText(e, "the provider could not be reached.")}`, details: [] });
@@ -103,6 +112,7 @@ function AutoReplySettings({ channel, onSaved }: { channel: Channel; onSaved: (c
   const nextKey = useRef(0);
   const row = (keywords: string, reply: string): RuleRow => ({ key: nextKey.current++, keywords, reply });
   const [rules, setRules] = useState<RuleRow[]>(() => current.rules.map((r) => row(r.keywords.join(", "), r.reply)));
+  const [mode, setMode] = useState<AutoReply["mode"]>(current.mode);
   const [status, setStatus] = useState<{ error: boolean; text: string } | null>(null);
   const [busy, setBusy] = useState(false);
 
@@ -114,7 +124,7 @@ function AutoReplySettings({ channel, onSaved }: { channel: Channel; onSaved: (c
       return value ? value : null;
     };
     const autoReply: AutoReply = {
-      mode: String(data.get("mode")) as AutoReply["mode"],
+      mode,
       rules: rules
         .map((r) => ({ keywords: r.keywords.split(",").map((k) => k.trim()).filter(Boolean), reply: r.reply.trim() }))
         .filter((r) => r.keywords.length || r.reply),
@@ -142,7 +152,13 @@ function AutoReplySettings({ channel, onSaved }: { channel: Channel; onSaved: (c
     <form class="card" onSubmit={onSubmit} aria-labelledby="auto-reply-heading">
       <h2 id="auto-reply-heading">Auto-reply</h2>
       <label for="auto-mode">Mode</label>
-      <select id="auto-mode" name="mode" defaultValue={current.mode} aria-describedby="auto-mode-hint">
+      <select
+        id="auto-mode"
+        name="mode"
+        value={mode}
+        onChange={(e) => setMode((e.currentTarget as HTMLSelectElement).value as AutoReply["mode"])}
+        aria-describedby="auto-mode-hint"
+      >
         <option value="off">Off</option>
         <option value="on">On: answer automatically</option>
         <option value="shadow">Shadow: suggest, do not send</option>
@@ -210,6 +226,15 @@ function AutoReplySettings({ channel, onSaved }: { channel: Channel; onSaved: (c
   );
 }
 
+function ConfirmButton({ onClick, children }: { onClick: () => void; children: ComponentChildren }) {
+  const ref = useAutoFocus<HTMLButtonElement>();
+  return (
+    <button ref={ref} type="button" class="danger" onClick={onClick}>
+      {children}
+    </button>
+  );
+}
+
 function Disable({ channel }: { channel: Channel }) {
   const [asking, setAsking] = useState(false);
   const [error, setError] = useState<string | null>(null);
@@ -227,9 +252,7 @@ function Disable({ channel }: { channel: Channel }) {
       <p>A disabled channel stops receiving: its webhooks answer as unknown, and nothing can be sent through it.</p>
       {asking ? (
         <div class="actions" role="group" aria-label="Confirm disabling">
-          <button type="button" class="danger" onClick={disable} autoFocus>
-            Yes, disable {channel.name}
-          </button>
+          <ConfirmButton onClick={disable}>Yes, disable {channel.name}</ConfirmButton>
           <button type="button" class="secondary" onClick={() => setAsking(false)}>
             Keep it
           </button>
@@ -335,7 +358,7 @@ export function ChannelDetail({ id, admin }: { id: string; admin: boolean }) {
           )}
           {Object.entries(channel.credentials ?? {}).map(([k, v]) => (
             <div key={k}>
-              <dt>{k.replace(/_/g, " ")}</dt>
+              <dt>{humanize(k)}</dt>
               <dd>{v}</dd>
             </div>
           ))}

@@ -96,10 +96,7 @@ function ConnectForm({ onCancel }: { onCancel: () => void }) {
       <input id="channel-name" name="name" required maxLength={100} placeholder="Main" />
       {FIELDS[provider].map((field) => (
         <div key={`${provider}-${field.name}`} class="field">
-          <label for={`channel-${field.name}`}>
-            {field.label}
-            {field.optional && <span class="optional"> (optional)</span>}
-          </label>
+          <label for={`channel-${field.name}`}>{field.label}</label>
           <input
             id={`channel-${field.name}`}
             name={field.name}
@@ -109,10 +106,11 @@ function ConnectForm({ onCancel }: { onCancel: () => void }) {
             required={!field.optional}
             placeholder={field.placeholder}
             inputMode={field.inputMode}
-            aria-describedby={field.hint ? `channel-${field.name}-hint` : undefined}
+            aria-describedby={field.hint || field.optional ? `channel-${field.name}-hint` : undefined}
           />
-          {field.hint && (
+          {(field.hint || field.optional) && (
             <p id={`channel-${field.name}-hint`} class="hint">
+              {field.optional && <span class="optional">Optional. </span>}
               {field.hint}
             </p>
           )}

@@ -1,6 +1,6 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, api, get } from "../api";
-import { botText, contactLabel, operatorLocked, size, statusText, time, windowLeft, windowText } from "../format";
+import { botText, contactLabel, operatorLocked, size, statusText, ticks, time, windowLeft, windowText } from "../format";
 import { usePoll } from "../poll";
 import { Link } from "../router";
 import type { Conversation, Media, Message, Page } from "../types";
@@ -60,6 +60,7 @@ function Bubble({ message }: { message: Message }) {
         <p class={`status ${message.status}`}>
           <span class="visually-hidden">Status: </span>
           {statusText(message)}
+          {ticks(message.status) && <span aria-hidden="true"> {ticks(message.status)}</span>}
         </p>
       )}
     </li>

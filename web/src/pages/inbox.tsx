@@ -1,6 +1,6 @@
 import { useState } from "preact/hooks";
 import { ApiError, get } from "../api";
-import { botText, contactLabel, time, windowLeft, windowText } from "../format";
+import { botShort, contactLabel, time, windowLeft, windowShort } from "../format";
 import { usePoll } from "../poll";
 import { Link } from "../router";
 import type { Conversation, Page } from "../types";
@@ -72,8 +72,11 @@ export function Inbox({ conversationId }: { conversationId: string | null }) {
                     {c.unread_count > 0 && <span class="badge unread">{c.unread_count} unread</span>}
                   </span>
                   <span class="line small">
-                    <span class={windowOpen ? "ok-text" : "muted"}>{windowText(c, now)}</span>
-                    <span>{botText(c, now)}</span>
+                    <span class={windowOpen ? "ok-text" : "muted"}>
+                      <span class="visually-hidden">Window: </span>
+                      {windowShort(c, now)}
+                    </span>
+                    <span>{botShort(c, now)}</span>
                   </span>
                 </Link>
               </li>
@@ -81,8 +84,12 @@ export function Inbox({ conversationId }: { conversationId: string | null }) {
           })}
         </ul>
       </section>
-      {conversationId && (
+      {conversationId ? (
         <ConversationView key={conversationId} id={conversationId} summary={open} now={now} onChanged={refresh} />
+      ) : (
+        <section class="conversation empty" aria-label="No conversation open">
+          <p class="muted">Choose a conversation to read and answer it. New messages show up here as they arrive.</p>
+        </section>
       )}
     </div>
   );

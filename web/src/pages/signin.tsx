@@ -2,7 +2,17 @@ import { useState } from "preact/hooks";
 import { AuthError, completeNewPassword, signIn } from "../auth/cognito";
 import { session } from "../auth/session";
 import type { RuntimeConfig } from "../config";
-import { Alert } from "../ui";
+import { Alert, useAutoFocus } from "../ui";
+
+function NewPasswordInput() {
+  const ref = useAutoFocus<HTMLInputElement>();
+  return <input ref={ref} id="new-password" name="new-password" type="password" autocomplete="new-password" required />;
+}
+
+function EmailInput() {
+  const ref = useAutoFocus<HTMLInputElement>();
+  return <input ref={ref} id="email" name="email" type="email" autocomplete="username" required />;
+}
 
 function message(error: unknown): string {
   return error instanceof AuthError ? error.message : "Sign-in failed. Try again.";
@@ -20,14 +30,16 @@ export function SignIn({ config }: { config: RuntimeConfig }) {
     const data = new FormData(form);
     setBusy(true);
     setError(null);
+    const password = form.elements.namedItem("password") as HTMLInputElement;
     try {
-      const result = await signIn(config, String(data.get("email")).trim(), String(data.get("password")));
-      (form.elements.namedItem("password") as HTMLInputElement).value = "";
+      const result = await signIn(config, String(data.get("email")).trim(), password.value);
+      password.value = "";
       if (result.kind === "signed-in") session.start(result.tokens);
       else setChallenge(result);
     } catch (e) {
       setError(message(e));
-      (form.elements.namedItem("password") as HTMLInputElement).focus();
+      password.value = ""; // typed again, never kept in the page
+      password.focus();
     } finally {
       setBusy(false);
     }
@@ -62,7 +74,7 @@ export function SignIn({ config }: { config: RuntimeConfig }) {
             <h1 tabIndex={-1}>Choose a new password</h1>
             <p id="new-password-help">Your administrator gave you a temporary password. Choose your own to continue.</p>
             <label for="new-password">New password</label>
-            <input id="new-password" name="new-password" type="password" autocomplete="new-password" required autoFocus />
+            <NewPasswordInput />
             <label for="confirm-password">Confirm new password</label>
             <input id="confirm-password" name="confirm-password" type="password" autocomplete="new-password" required />
             <Alert message={error} />
@@ -74,7 +86,7 @@ export function SignIn({ config }: { config: RuntimeConfig }) {
           <form onSubmit={onSignIn}>
             <h1 tabIndex={-1}>Sign in</h1>
             <label for="email">Email</label>
-            <input id="email" name="email" type="email" autocomplete="username" required autoFocus />
+            <EmailInput />
             <label for="password">Password</label>
             <input id="password" name="password" type="password" autocomplete="current-password" required />
             <Alert message={error} />

@@ -104,7 +104,7 @@ invoke: $(VENV)/.installed ## Run one handler in-process against the running `ma
 replay: $(VENV)/.installed ## Re-drive dead-lettered stream batches (make dev; or ARGS="--aws --stack <name>")
 	$(PY) -m local.replay $(ARGS)
 
-bench: $(VENV)/.installed ## Benchmarks; writes docs/BENCHMARKS.md
+bench: $(VENV)/.installed console $(CHROMIUM) ## Benchmarks (console ones in Chromium); writes docs/BENCHMARKS.md
 	$(PY) -m bench.run
 
 deploy: build console ## sam deploy (uses samconfig.toml; STAGE=dev|prod), then publish the console

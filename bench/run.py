@@ -9,10 +9,20 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cold_start, layer_size, media, requests, twilio_webhook
+from bench import cold_start, console, layer_size, media, requests, twilio_webhook
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "BENCHMARKS.md"
+
+
+CONSOLE_HEADING = "## Web console (bundle, first render, live updates)"
+CONSOLE_INTRO = [
+    "`python -m bench.console`: the built `web/dist` gzip-compressed at level 9; then Debian's Chromium (Playwright)"
+    " against a fresh local stack, each round in a new browser profile (cold) and once more after a reload (warm):"
+    " first contentful paint and the moment the sign-in form exists (an observer installed before the page's"
+    " scripts). Live: a signed Twilio webhook posted while the inbox is open, until its text is on screen; a reply"
+    " sent until it shows \"read\" (the sandbox posts the callbacks at once). The console polls every 3 s.",
+]
 
 
 def machine() -> str:
@@ -111,6 +121,16 @@ def main() -> None:
         "## Cost model",
         "",
         *requests.cost_model(counted),
+        "",
+    ]
+
+    web = console.measure(int(os.environ.get("BENCH_CONSOLE_ROUNDS", "5")))
+    sections += [
+        CONSOLE_HEADING,
+        "",
+        *CONSOLE_INTRO,
+        "",
+        *console.report(web),
         "",
     ]
 

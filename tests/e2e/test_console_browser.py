@@ -13,13 +13,16 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from playwright.sync_api import expect
 
+from local import REPO_ROOT
 from local.browser import (
+    CHROMIUM,
     DESKTOP,
     PHONE,
     Console,
@@ -41,6 +44,8 @@ SHOWS = 15_000  # ms: a new message or status on screen (the console polls every
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    assert (REPO_ROOT / "web" / "dist" / "index.html").is_file(), "the console is not built: run `make deps`"
+    assert Path(CHROMIUM).is_file(), f"{CHROMIUM} is missing: `make deps` installs Debian's chromium"
     with chromium() as launched:
         yield launched
 

@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import requests
 
@@ -44,6 +44,9 @@ EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 DEMO_EMAIL = "demo@acme.example"
 DEMO_PASSWORD = "Demo-console-1"  # local pool only; printed by `make dev`
 DEMO_TENANT = "acme"
+
+if TYPE_CHECKING:
+    from local.http_gateway import LocalGateway
 
 DevRoute = Callable[[HttpRequest], HttpResponse]
 
@@ -191,9 +194,9 @@ def create_demo_user(identity: LocalIdentity) -> DemoLogin:
     return DemoLogin(DEMO_EMAIL, DEMO_PASSWORD, DEMO_TENANT)
 
 
-def register(gateway: Any, *, stage: str, moto_url: str, root: Path = CONSOLE_DIST) -> DemoLogin | None:
+def register(gateway: LocalGateway, *, stage: str, moto_url: str, root: Path = CONSOLE_DIST) -> DemoLogin | None:
     """Console routes and files (``root``) on a ``LocalGateway``, and the demo user; None without a user pool."""
-    identity: LocalIdentity | None = gateway.identity
+    identity = gateway.identity
     if identity is None:
         return None
     gateway.add_dev_route("POST", "/_local/users", users_route(identity))

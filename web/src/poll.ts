@@ -4,6 +4,9 @@
 
 import { useEffect, useRef } from "preact/hooks";
 
+/** How often the inbox and the open conversation are read while the tab is visible. */
+export const POLL_MS = 3000;
+
 export function usePoll(task: () => Promise<void>, intervalMs: number, deps: unknown[]): () => void {
   const latest = useRef(task);
   latest.current = task;

@@ -1,10 +1,9 @@
 import { useEffect, useRef, useState } from "preact/hooks";
 import { ApiError, api, get } from "../api";
 import { botText, contactLabel, operatorLocked, size, statusText, ticks, time, windowLeft, windowText } from "../format";
-import { usePoll } from "../poll";
+import { POLL_MS, usePoll } from "../poll";
 import { Link } from "../router";
 import type { Conversation, Media, Message, Page } from "../types";
-import { POLL_MS } from "./inbox";
 import { Alert } from "../ui";
 
 const MESSAGES_PAGE = 50;

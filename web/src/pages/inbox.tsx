@@ -1,13 +1,12 @@
 import { useState } from "preact/hooks";
 import { ApiError, get } from "../api";
 import { botShort, contactLabel, time, windowLeft, windowShort } from "../format";
-import { usePoll } from "../poll";
+import { POLL_MS, usePoll } from "../poll";
 import { Link } from "../router";
 import type { Conversation, Page } from "../types";
 import { ConversationView } from "./conversation";
 import { Alert } from "../ui";
 
-export const POLL_MS = 3000;
 const PAGE_SIZE = 30;
 
 export function Inbox({ conversationId }: { conversationId: string | null }) {

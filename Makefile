@@ -97,15 +97,15 @@ e2e: $(VENV)/.installed ## End-to-end tests against a local stack they start
 build: $(TOOLS)/.installed ## sam build (no Docker; arm64 wheels are fetched by pip)
 	PATH="$(dir $(PYTHON313)):$$PATH" $(SAM) build --template template.yaml
 
-invoke: $(VENV)/.installed ## Run one handler in-process against the running `make dev`: make invoke FUNCTION=channels_api EVENT=events/x.json
-	@test -n "$(FUNCTION)" -a -n "$(EVENT)" || { echo "usage: make invoke FUNCTION=<name> EVENT=<file>"; exit 2; }
+invoke: $(VENV)/.installed ## Run one handler in-process against the running `make dev`: make invoke EVENT=events/channels_list.json [FUNCTION=channels_api]
+	@test -n "$(EVENT)" || { echo "usage: make invoke EVENT=<file> [FUNCTION=<name>]"; exit 2; }
 	$(PY) -m local.invoke $(FUNCTION) $(EVENT)
 
 replay: $(VENV)/.installed ## Re-drive dead-lettered stream batches (make dev; or ARGS="--aws --stack <name>")
 	$(PY) -m local.replay $(ARGS)
 
-bench: $(VENV)/.installed console $(CHROMIUM) ## Benchmarks (console ones in Chromium); writes docs/BENCHMARKS.md
-	$(PY) -m bench.run
+bench: $(VENV)/.installed console $(CHROMIUM) ## Benchmarks (console ones in Chromium); writes docs/BENCHMARKS.md (ARGS="--only load" re-measures one section)
+	$(PY) -m bench.run $(ARGS)
 
 deploy: build console ## sam deploy (uses samconfig.toml; STAGE=dev|prod), then publish the console
 	$(SAM) deploy --config-env $(STAGE)

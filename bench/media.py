@@ -66,7 +66,8 @@ if mode == "ours-traced":  # Python's own allocations (slower: not for throughpu
     tracemalloc.start()
 before = status_kb("VmRSS"); start = time.perf_counter()
 if mode.startswith("ours"):
-    MediaStreamer(("127.0.0.1",), "bench", s3=s3).stream_to_s3(MediaRequest(url=url), key, kind="document")
+    streamer = MediaStreamer(("127.0.0.1",), "bench", allow_loopback=True, s3=s3)
+    streamer.stream_to_s3(MediaRequest(url=url), key, kind="document")
 else:
     with requests.get(url, stream=True, timeout=30) as response:
         s3.upload_fileobj(response.raw, "bench", key)

@@ -1,7 +1,13 @@
-"""`make bench`: run every benchmark in one go and write docs/BENCHMARKS.md with the command and machine."""
+"""`make bench`: run every benchmark in one go and write docs/BENCHMARKS.md with the command and machine.
+
+``python -m bench.run --only load`` measures only the sections named (``cold_start``, ``layer``, ``media``, ``warm``,
+``requests``, ``load``, ``console``) and puts them in place of the same sections of the existing
+docs/BENCHMARKS.md, each re-measured section saying when, at which commit and under which load average.
+"""
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import subprocess
@@ -9,20 +15,10 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cold_start, console, layer_size, media, requests, twilio_webhook
+from bench import cold_start, console, layer_size, load, media, requests, twilio_webhook
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "BENCHMARKS.md"
-
-
-CONSOLE_HEADING = "## Web console (bundle, first render, live updates)"
-CONSOLE_INTRO = [
-    "`python -m bench.console`: the built `web/dist` gzip-compressed at level 9; then Debian's Chromium (Playwright)"
-    " against a fresh local stack, each round in a new browser profile (cold) and once more after a reload (warm):"
-    " first contentful paint and the moment the sign-in form exists (an observer installed before the page's"
-    " scripts). Live: a signed Twilio webhook posted while the inbox is open, until its text is on screen; a reply"
-    " sent until it shows \"read\" (the sandbox posts the callbacks at once). The console polls every 3 s.",
-]
 
 
 def machine() -> str:
@@ -53,25 +49,23 @@ def commit() -> str:
         return "unknown"
 
 
-def main() -> None:
-    rounds = int(os.environ.get("BENCH_ROUNDS", "15"))
-    load_at_start = os.getloadavg()[0]
-    sections: list[str] = []
-
+def cold_start_section(rounds: int) -> list[str]:
     samples = cold_start.measure(rounds)
-    sections += [
+    return [
         "## Cold start (init of a fresh process)",
         "",
         f"Each function's `app.py` imported in a fresh `python3.13` process, against a baseline process that imports"
         f" boto3 and builds a DynamoDB client; {rounds} rounds, interleaved so noise hits all alike; medians."
-        " Target ≤ 1.3× the baseline (DESIGN §9). No Powertools Tracer (docs/decisions.md D4).",
+        " Target ≤ 1.3× the baseline. No Powertools Tracer (docs/decisions.md D4).",
         "",
         *cold_start.report(samples),
         "",
     ]
 
+
+def layer_section(rounds: int) -> list[str]:
     sizes = layer_size.measure()
-    sections += [
+    return [
         "## Layer size",
         "",
         "Unzipped, installed for arm64 / Python 3.13 exactly as `sam build` does, with and without the packages"
@@ -85,8 +79,10 @@ def main() -> None:
         "",
     ]
 
+
+def media_section(rounds: int) -> list[str]:
     transfers = {**media.measure(int(os.environ.get("BENCH_MEDIA_ROUNDS", "4"))), **media.measure(1, ("ours-traced",))}
-    sections += [
+    return [
         "## Media streaming (100 MB document, local HTTP source → S3 on moto server)",
         "",
         "Each transfer in a fresh child process that reports its own peak RSS growth; rounds alternate between"
@@ -96,8 +92,10 @@ def main() -> None:
         "",
     ]
 
+
+def warm_section(rounds: int) -> list[str]:
     warm = twilio_webhook.measure(int(os.environ.get("BENCH_WARM_CALLS", "200")))
-    sections += [
+    return [
         "## Warm webhook, in-process (Twilio inbound text)",
         "",
         "`python -m bench.twilio_webhook`: the real handler loaded like Lambda loads it, against moto; after a"
@@ -109,8 +107,10 @@ def main() -> None:
         "",
     ]
 
+
+def requests_section(rounds: int) -> list[str]:
     counted = requests.measure()
-    sections += [
+    return [
         "## AWS requests per operation (warm), counted at botocore",
         "",
         "`python -m bench.requests`: every call through `BaseClient._make_api_call` recorded, averaged over warm"
@@ -124,21 +124,55 @@ def main() -> None:
         "",
     ]
 
-    web = console.measure(int(os.environ.get("BENCH_CONSOLE_ROUNDS", "5")))
-    sections += [
-        CONSOLE_HEADING,
+
+def load_section(rounds: int) -> list[str]:
+    plan, result, profile, _ = load.measure(total=int(os.environ.get("BENCH_LOAD_TOTAL", "2000")), profile=True)
+    found = load.problems(plan, result)
+    return [
+        "## Load (signed webhooks of both providers through the local stack)",
         "",
-        *CONSOLE_INTRO,
+        "`python -m bench.load --profile`: a fresh local stack (`python -m local.dev`), one Twilio and one Meta"
+        " number, 20 % redeliveries (half racing their original), 8 threads over keep-alive connections; then every"
+        " stored message counted through the inbox API (docs/RELIABILITY.md \"Load\"). The stack is moto, the"
+        " gateway and the stream poller in one process on this machine: the figures measure the local stack, not"
+        " AWS. tests/e2e/test_load.py asserts the counts of the same run, never its speed.",
+        "",
+        *load.report(plan, result, profile),
+        "",
+        *([f"PROBLEMS: {'; '.join(found)}", ""] if found else []),
+    ]
+
+
+def console_section(rounds: int) -> list[str]:
+    web = console.measure(int(os.environ.get("BENCH_CONSOLE_ROUNDS", "5")))
+    return [
+        "## Web console (bundle, first render, live updates)",
+        "",
+        "`python -m bench.console`: the built `web/dist` gzip-compressed at level 9; then Debian's Chromium"
+        " (Playwright) against a fresh local stack, each round in a new browser profile (cold) and once more after a"
+        " reload (warm): first contentful paint and the moment the sign-in form exists (an observer installed before"
+        " the page's scripts). Live: a signed Twilio webhook posted while the inbox is open, until its text is on"
+        " screen; a reply sent until it shows \"read\" (the sandbox posts the callbacks at once). The console polls"
+        " every 3 s.",
         "",
         *console.report(web),
         "",
     ]
 
-    extra = ROOT / "bench" / "results"
-    for part in sorted(extra.glob("*.md")) if extra.exists() else []:
-        sections += [part.read_text().rstrip(), ""]
 
-    header = [
+SECTIONS = {
+    "cold_start": cold_start_section,
+    "layer": layer_section,
+    "media": media_section,
+    "warm": warm_section,
+    "requests": requests_section,
+    "load": load_section,
+    "console": console_section,
+}
+
+
+def header(rounds: int, load_at_start: float) -> list[str]:
+    return [
         "# Benchmarks",
         "",
         f"Written by `make bench` (`{Path(sys.executable).name} -m bench.run`, BENCH_ROUNDS={rounds})"
@@ -150,9 +184,55 @@ def main() -> None:
         "Compare the ratios, measured side by side in one run: absolute numbers on a shared 2-core machine are noisy.",
         "",
     ]
-    OUT.write_text("\n".join(header + sections))
-    print(OUT.read_text())
 
+
+def _by_heading(lines: list[str]) -> list[list[str]]:
+    parts: list[list[str]] = [[]]
+    for line in lines:
+        if line.startswith("## "):
+            parts.append([])
+        parts[-1].append(line)
+    return parts
+
+
+def splice(document: str, sections: list[list[str]]) -> str:
+    """``document`` with each ``## `` section of ``sections`` in place of its namesake, else appended."""
+    parts = _by_heading(document.rstrip("\n").split("\n"))
+    for new in (part for section in sections for part in _by_heading(section)[1:]):
+        index = next((i for i, part in enumerate(parts) if part and part[0] == new[0]), None)
+        if index is None:
+            if parts[-1] and parts[-1][-1] != "":
+                parts[-1].append("")
+            parts.append(new)
+        else:
+            parts[index] = new
+    return "\n".join(line for part in parts for line in part).rstrip("\n") + "\n"
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.run", description=__doc__.splitlines()[0])
+    parser.add_argument("--only", nargs="+", choices=sorted(SECTIONS), help="measure these sections only")
+    args = parser.parse_args(argv)
+    rounds = int(os.environ.get("BENCH_ROUNDS", "15"))
+    load_at_start = os.getloadavg()[0]
+    if args.only:
+        when = f"{datetime.now(UTC):%Y-%m-%d %H:%M}"
+        stamp = (f"Re-measured by `python -m bench.run --only {' '.join(args.only)}` on {when} UTC at commit"
+                 f" {commit()}, load average {load_at_start:.1f}.")
+        sections = []
+        for name in args.only:
+            section = SECTIONS[name](rounds)
+            sections.append([section[0], "", stamp, *section[1:]])
+        OUT.write_text(splice(OUT.read_text(), sections))
+    else:
+        lines: list[str] = []
+        for measure in SECTIONS.values():
+            lines += measure(rounds)
+        extra = ROOT / "bench" / "results"
+        for part in sorted(extra.glob("*.md")) if extra.exists() else []:
+            lines += [part.read_text().rstrip(), ""]
+        OUT.write_text("\n".join(header(rounds, load_at_start) + lines))
+    print(OUT.read_text())
 
 if __name__ == "__main__":
     main()

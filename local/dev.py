@@ -5,11 +5,13 @@ moto server (resources created from template.yaml) → provider sandbox → stre
 Ctrl-C or SIGTERM stops everything. Environment overrides: ``PORT``, ``TWILIO_API_BASE_URL``,
 ``META_GRAPH_BASE_URL``, ``MEDIA_ALLOWED_HOSTS`` (docs/local-stack.md), and for tinkering
 ``LOCAL_FUNCTION_CONCURRENCY`` (instances per function, default 1), ``LOCAL_STATE_FILE`` and
-``CONSOLE_EXTRA_ORIGINS`` (origins the API's CORS allows besides the console's own).
+``CONSOLE_EXTRA_ORIGINS`` (origins the API's CORS allows besides the console's own). The tests set
+``LOCAL_AWS_ACTIONS_DIR`` (``local.aws_actions``: the functions' AWS calls, checked against their IAM policies).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shlex
@@ -21,7 +23,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from local import TEMPLATE_PATH, console
+from local import TEMPLATE_PATH, aws_actions, console
 from local.apigw import HttpRequest, HttpResponse, json_response
 from local.http_gateway import LocalGateway, LocalHttpServer, serve_in_thread
 from local.identity import LocalIdentity
@@ -52,6 +54,42 @@ def aws_env(endpoint: str, region: str = REGION) -> dict[str, str]:
         "AWS_REGION": region,
         "NO_PROXY": ",".join(filter(None, [os.environ.get("NO_PROXY"), "127.0.0.1,localhost"])),
     }
+
+
+def local_parameters(template: Template, base_url: str) -> dict[str, Any]:
+    """The parameters whose local values differ from their defaults: providers call *this* gateway; browsers on
+    other origins (tests, a dev server) may call the API when ``CONSOLE_EXTRA_ORIGINS`` names them."""
+    wanted = {"PublicBaseUrl": base_url, "ConsoleExtraOrigins": os.environ.get("CONSOLE_EXTRA_ORIGINS")}
+    return {k: v for k, v in wanted.items() if v is not None and k in template.parameters}
+
+
+def env_overrides(base_url: str, sandbox_url: str) -> dict[str, str]:
+    """What every function's environment gets on top of the template's in the local stack."""
+    return {
+        "PUBLIC_BASE_URL": base_url,
+        "TWILIO_API_BASE_URL": os.environ.get("TWILIO_API_BASE_URL") or sandbox_url,
+        "META_GRAPH_BASE_URL": os.environ.get("META_GRAPH_BASE_URL") or sandbox_url,
+        "MEDIA_ALLOWED_HOSTS": os.environ.get("MEDIA_ALLOWED_HOSTS") or DEFAULT_MEDIA_ALLOWED_HOSTS,
+        # The sandbox serves media over http on 127.0.0.1: allowed here only (gateway/egress.py).
+        "MEDIA_ALLOW_LOOPBACK": "true",
+    }
+
+
+def channel_app_secret(phone_number_id: str) -> str | None:
+    """The app secret Meta would sign this number's notifications with: the one its active channel was connected
+    with, else the stack's META_APP_SECRET (docs/decisions.md D20). Read afresh with the gateway's own repository
+    and cipher, new instances, so no cache is shared with the functions (which run in this process)."""
+    from gateway.bootstrap import ready
+    from gateway.credentials import CredentialsCipher
+    from gateway.domain.channel import route_key_meta
+    from gateway.store.channels_repo import ChannelRepository
+
+    settings = ready()
+    channel = ChannelRepository().resolve(route_key_meta(phone_number_id))
+    own = None
+    if channel is not None:
+        own = CredentialsCipher().decrypt(channel.tenant_id, channel.channel_id, channel.credentials_ciphertext)
+    return (own or {}).get("app_secret") or settings.meta_app_secret or None
 
 
 @dataclass
@@ -104,6 +142,9 @@ class LocalStack:
         os.environ.update(self.resources.globals_env())
 
         self.runtime = FunctionRuntime(self.resources, max_concurrency=self.function_concurrency)
+        # The sandbox plays Meta: its status notifications go to this gateway, signed with the number's app secret.
+        self.sandbox.meta_webhook_url = f"{self.base_url}/webhooks/meta"
+        self.sandbox.meta_app_secret = channel_app_secret
         self.gateway = LocalGateway(
             self.resources, self.runtime, aws_endpoint=self.moto_url, identity=self._identity(session)
         )
@@ -140,17 +181,10 @@ class LocalStack:
         self.moto.start()
 
     def _parameters(self) -> dict[str, Any]:
-        # Providers call *this* gateway; browsers on other origins (tests, a dev server) may call the API.
-        wanted = {"PublicBaseUrl": self.base_url, "ConsoleExtraOrigins": os.environ.get("CONSOLE_EXTRA_ORIGINS")}
-        return {k: v for k, v in wanted.items() if v is not None and k in self.template.parameters}
+        return local_parameters(self.template, self.base_url)
 
     def _env_overrides(self) -> dict[str, str]:
-        return {
-            "PUBLIC_BASE_URL": self.base_url,
-            "TWILIO_API_BASE_URL": os.environ.get("TWILIO_API_BASE_URL") or self.sandbox_url,
-            "META_GRAPH_BASE_URL": os.environ.get("META_GRAPH_BASE_URL") or self.sandbox_url,
-            "MEDIA_ALLOWED_HOSTS": os.environ.get("MEDIA_ALLOWED_HOSTS") or DEFAULT_MEDIA_ALLOWED_HOSTS,
-        }
+        return env_overrides(self.base_url, self.sandbox_url)
 
     def _identity(self, session: Any) -> LocalIdentity | None:
         assert self.resources is not None
@@ -241,30 +275,43 @@ def summary(state: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# The README's "Try it" values: the sample events in events/ are signed for them (local/tests/test_events.py).
+QUICKSTART_TOKEN_REQUEST = '{"tenant_id":"acme","admin":true}'
+QUICKSTART_CHANNELS = (
+    '{"provider":"twilio","name":"Main","phone_number":"+14155238886",'
+    '"account_sid":"AC0123456789abcdef0123456789abcdef","auth_token":"sample-auth-token-0123456789abcdef"}',
+    '{"provider":"meta","name":"Meta","phone_number_id":"106540352242922","business_account_id":"102290129340398",'
+    '"display_phone_number":"+15550783881","access_token":"local-meta-token","app_secret":"local-meta-app-secret",'
+    '"verify_token":"local-verify-token"}',
+)
+
+
 def console_lines(state: dict[str, Any]) -> list[str]:
     demo = state.get("demo_login")
     if not demo:
         return []
+    twilio, meta = (json.loads(channel) for channel in QUICKSTART_CHANNELS)
     return [
         f"Console: open {state['console_url']} and sign in as {demo['email']} / {demo['password']}"
         f" (tenant {demo['tenant_id']}, admin).",
-        "Play the customer: connect a channel there, then",
-        "  make say TO=<the channel's number or phone number ID> TEXT='Hello!'   [FROM=+1555…] [MEDIA=photo.jpg]",
+        "Play the customer: connect a channel there (or with the curls above), then",
+        f"  make say TO={twilio['phone_number']} TEXT='Hello!'   [FROM=+1555…] [MEDIA=photo.jpg]"
+        f"   (TO={meta['phone_number_id']} for the Meta number)",
     ]
 
 
 def try_it(base: str) -> list[str]:
-    channel = (
-        '{"provider":"twilio","name":"Main","phone_number":"+14155238886",'
-        '"account_sid":"AC00000000000000000000000000000000","auth_token":"sandbox-auth-token"}'
-    )
-    token_body = '{"tenant_id":"acme","admin":true}'
     extract = "python3 -c 'import json,sys; print(json.load(sys.stdin)[\"id_token\"])'"
-    return [
-        f"  TOKEN=$(curl -s -X POST {base}/_local/token -d {shlex.quote(token_body)} | {extract})",
+    lines = [f"  TOKEN=$(curl -s -X POST {base}/_local/token -d {shlex.quote(QUICKSTART_TOKEN_REQUEST)} | {extract})"]
+    lines += [
         f'  curl -s -X POST {base}/v1/channels -H "Authorization: Bearer $TOKEN" '
-        f"-H 'content-type: application/json' -d {shlex.quote(channel)}",
+        f"-H 'content-type: application/json' -d {shlex.quote(channel)}"
+        for channel in QUICKSTART_CHANNELS
+    ]
+    return [
+        *lines,
         f'  curl -s {base}/v1/conversations -H "Authorization: Bearer $TOKEN"',
+        "  make invoke EVENT=events/twilio_inbound.json   # a contact writes (events/README.md lists every sample)",
     ]
 
 
@@ -283,6 +330,7 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
+    aws_actions.install_from_env()  # started by the tests: record what the functions call (tests/iam_coverage.py)
 
     stack = LocalStack(
         port=int(os.environ.get("PORT") or DEFAULT_PORT),

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, cast
+from urllib.parse import unquote_plus
 
 from local.apigw import (
     ApiContext,
@@ -168,15 +170,23 @@ class _RequestHandler(BaseHTTPRequestHandler):
         try:
             request = self._read_request()
         except _BodyTooLarge:
-            self._write(error_response(413, "Request Entity Too Large"))
-            self.close_connection = True
-            return
+            return self._refuse(413, "Request Entity Too Large")
+        except _BadFraming:
+            return self._refuse(400, "Bad Request")
         response = self.app(request)
-        self._write(response)
-        # Health polls (tests, scripts waiting for the stack) would drown the useful lines.
+        # Health polls (tests, scripts waiting for the stack) would drown the useful lines. Logged before the
+        # answer goes out, so whoever got the answer can find the line.
         level = logging.DEBUG if request.path == "/_local/health" else logging.INFO
         elapsed_ms = (time.monotonic() - started) * 1000
-        log.log(level, "%s %s → %d (%.0f ms)", request.method, self.path, response.status, elapsed_ms)
+        log.log(level, "%s %s → %d (%.0f ms)", request.method, redacted_target(self.path), response.status, elapsed_ms)
+        self._write(response)
+
+    def _refuse(self, status: int, message: str) -> None:
+        """A body that cannot be read as framed: answered without reading it, and the connection closed (what
+        follows on it cannot be told apart from the body)."""
+        log.info("%s %s → %d (body not read)", self.command, redacted_target(self.path), status)
+        self._write(error_response(status, message))
+        self.close_connection = True
 
     do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = do_HEAD = do_OPTIONS = _serve
 
@@ -202,16 +212,26 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
             return self._read_chunked()
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > MAX_BODY_BYTES:
+        lengths = {value.strip() for value in self.headers.get_all("Content-Length") or []}
+        if not lengths:
+            return b""
+        # One plain decimal: a negative length read to EOF past the cap; "+5", "5, 6" or two headers that
+        # disagree leave the body's end unknown.
+        if len(lengths) != 1 or not _DECIMAL.fullmatch(digits := lengths.pop()):
+            raise _BadFraming
+        digits = digits.lstrip("0") or "0"
+        if len(digits) > len(str(MAX_BODY_BYTES)) or int(digits) > MAX_BODY_BYTES:  # no int() of 5,000 digits
             raise _BodyTooLarge
-        return self.rfile.read(length) if length else b""
+        return self.rfile.read(int(digits)) if int(digits) else b""
 
     def _read_chunked(self) -> bytes:
         chunks: list[bytes] = []
         total = 0
         while True:
-            size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+            size_field = self.rfile.readline(1024).split(b";", 1)[0].strip()
+            if not _HEX.fullmatch(size_field):
+                raise _BadFraming
+            size = int(size_field, 16)
             if size == 0:
                 while self.rfile.readline() not in (b"\r\n", b"\n", b""):  # trailers
                     pass
@@ -238,6 +258,29 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
 class _BodyTooLarge(Exception):
     pass
+
+
+class _BadFraming(Exception):
+    """A Content-Length or chunk size that is not a plain non-negative number."""
+
+
+_DECIMAL = re.compile(r"[0-9]+")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,16}")
+# Query parameters whose values never reach the access log: Meta's verify token, and anything named like a secret.
+_SECRET_PARAM = re.compile(r"token|secret|password|passwd|signature|credential|key|auth", re.IGNORECASE)
+
+
+def redacted_target(target: str) -> str:
+    """The request target for the access log, with the values of secret-looking query parameters replaced
+    (``hub.verify_token=REDACTED``); everything else as it was sent."""
+    path, sep, query = target.partition("?")
+    if not sep:
+        return target
+    parts = []
+    for pair in query.split("&"):
+        name, eq, _ = pair.partition("=")
+        parts.append(f"{name}=REDACTED" if eq and _SECRET_PARAM.search(unquote_plus(name)) else pair)
+    return f"{path}?{'&'.join(parts)}"
 
 
 class LocalHttpServer(ThreadingHTTPServer):

@@ -23,6 +23,7 @@ from typing import Any
 
 from local.filters import matches_any
 from local.provision import Resources
+from local.runtime import acting_as
 from local.template import StreamSourceSpec
 
 log = logging.getLogger("local.poller")
@@ -62,6 +63,7 @@ class StreamPoller:
         default_max_retries: int = LOCAL_DEFAULT_MAX_RETRIES,
     ) -> None:
         self._invoke = invoke
+        self._resources = resources
         self._streams = client_factory("dynamodbstreams")
         self._sqs = client_factory("sqs")
         self._region = resources.region
@@ -194,7 +196,9 @@ class StreamPoller:
         if source.queue_url is None:
             return
         message = on_failure_message(source.function_arn, source.stream_arn, shard_id, records, batch.attempts)
-        self._sqs.send_message(QueueUrl=source.queue_url, MessageBody=json.dumps(message))
+        # Lambda sends it with the function's execution role (which must allow sqs:SendMessage on the queue).
+        with acting_as(source.spec.function_id, self._resources):
+            self._sqs.send_message(QueueUrl=source.queue_url, MessageBody=json.dumps(message))
 
 
 def _first_failure(result: Any, records: list[dict[str, Any]], function_id: str) -> int | None:

@@ -5,6 +5,9 @@ layers (``/opt/python`` in Lambda) and its code directory (the task root) on ``s
 such import; like a Lambda execution environment it handles one event at a time. A function gets up to
 ``max_concurrency`` instances (default 1: invocations of one function are serialized, different functions run
 in parallel). See docs/local-stack.md for why threads in one process rather than a worker per function.
+
+While a function runs (its cold start and its handler), ``CALLER`` names it: the AWS calls made then are the
+ones its IAM role must allow on AWS (``local.aws_actions`` records them for tests/iam_coverage.py).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -78,6 +82,30 @@ def fake_context(
         invoked_function_arn=f"arn:aws:lambda:{region}:{account_id}:function:{function_name}",
         timeout_seconds=timeout_seconds,
     )
+
+
+# ----------------------------------------------------------------------------------------------- caller
+@dataclass(frozen=True)
+class Caller:
+    """Whose IAM role an AWS call is made with: a function of a provisioned template (``resources``: its stack,
+    to tell which of the template's resources a call names)."""
+
+    function_id: str
+    resources: Resources | None = None
+
+
+CALLER: ContextVar[Caller | None] = ContextVar("local_runtime_caller", default=None)
+
+
+@contextlib.contextmanager
+def acting_as(function_id: str, resources: Resources | None) -> Iterator[None]:
+    """AWS calls in this block are made with ``function_id``'s role: its invocations (``FunctionPool``), and what
+    Lambda does with the role on its behalf (the stream event source's OnFailure send, ``local.poller``)."""
+    token = CALLER.set(Caller(function_id, resources))
+    try:
+        yield
+    finally:
+        CALLER.reset(token)
 
 
 # ----------------------------------------------------------------------------------------------- loading
@@ -178,8 +206,10 @@ class FunctionPool:
         context_factory: Callable[[], LambdaContext],
         env: Mapping[str, str],
         max_concurrency: int = 1,
+        resources: Resources | None = None,
     ) -> None:
         self.spec = spec
+        self.resources = resources
         self._context_factory = context_factory
         self._env = dict(env)
         self._idle: list[Handler] = []
@@ -187,7 +217,8 @@ class FunctionPool:
         self._lock = threading.Lock()
 
     def invoke(self, event: Any) -> Any:
-        with self._slots:
+        # The one place a handler runs (the gateway, the poller, tests and ``make invoke`` all come here).
+        with self._slots, acting_as(self.spec.logical_id, self.resources):
             handler = self._take()
             try:
                 return self._run(handler, event)
@@ -196,7 +227,7 @@ class FunctionPool:
                     self._idle.append(handler)
 
     def warm(self) -> None:
-        with self._slots:
+        with self._slots, acting_as(self.spec.logical_id, self.resources):
             handler = self._take()
             with self._lock:
                 self._idle.append(handler)
@@ -255,7 +286,7 @@ class FunctionRuntime:
         env = self.resources.function_env(function_id)
         # os.environ already holds what all functions share; only the rest is applied around the import.
         own_env = {k: v for k, v in env.items() if self._shared_env.get(k) != v}
-        return FunctionPool(spec, lambda: self.context_for(spec), own_env, self._max_concurrency)
+        return FunctionPool(spec, lambda: self.context_for(spec), own_env, self._max_concurrency, self.resources)
 
     def context_for(self, spec: FunctionSpec) -> LambdaContext:
         res = self.resources

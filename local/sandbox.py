@@ -1,9 +1,10 @@
 """Provider sandbox: a small HTTP server standing in for Twilio's REST API and Meta's Graph API.
 
 The gateway's provider clients reach it through ``TWILIO_API_BASE_URL`` / ``META_GRAPH_BASE_URL``. Behaviour is
-a route table, so later features add a route (``Messages.json`` sends, status callbacks, media downloads)
-without touching the server. Any credential containing ``revoked`` is rejected the way the real provider
-rejects bad credentials, so the "credentials rejected" path can be tested end to end.
+a route table, so a feature adds a route without touching the server. Sends are answered like the providers
+answer them, and followed by signed status reports (Twilio callbacks, Meta notifications) back to the gateway.
+Any credential containing ``revoked`` is rejected the way the real provider rejects bad credentials, so the
+"credentials rejected" path can be tested end to end.
 
 Every request received is kept (``GET /_sandbox/requests``, cleared with ``DELETE``) for tests to inspect.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import logging
 import os
@@ -22,7 +24,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 from local.apigw import HttpRequest, HttpResponse, json_response
 
@@ -83,6 +85,11 @@ class ProviderSandbox:
     _lock: threading.Lock = field(default_factory=threading.Lock)
     # Media uploaded by tests (POST /_sandbox/media), served the way Meta and Twilio serve inbound media.
     media: dict[str, SandboxMedia] = field(default_factory=dict)
+    # Meta posts status notifications to the app's webhook, signed with the app's secret: where that webhook is
+    # (the local gateway's /webhooks/meta) and which secret signs for a phone number id. Without both, a Meta
+    # send gets no status notifications.
+    meta_webhook_url: str | None = None
+    meta_app_secret: Callable[[str], str | None] | None = None
 
     def handle(self, request: HttpRequest) -> HttpResponse:
         if request.path == "/_sandbox/requests":
@@ -234,11 +241,38 @@ def _injected_error(text: str | None) -> int | None:
     return int(match.group(1)) if match else None
 
 
-# Status callbacks: after accepting a send with a StatusCallback URL, the sandbox posts sent → delivered → read to
-# it, form-encoded and signed like Twilio (twilio-python's RequestValidator, keyed with the auth token the send
-# authenticated with). Like Twilio, the first may arrive before the sender has processed the send's response.
-TWILIO_CALLBACK_STATUSES = ("sent", "delivered", "read")
-TWILIO_CALLBACK_DELAY_S = float(os.environ.get("SANDBOX_CALLBACK_DELAY_S", "0.05"))
+# Status reports: after accepting a send, the sandbox reports sent → delivered → read from a background thread, as
+# the provider would (Twilio: to the send's StatusCallback URL; Meta: to the app's webhook, see meta_send_message).
+# Like the providers', the first may arrive before the sender has processed the send's response.
+CALLBACK_STATUSES = ("sent", "delivered", "read")
+CALLBACK_DELAY_S = float(os.environ.get("SANDBOX_CALLBACK_DELAY_S", "0.05"))
+
+
+PlannedPost = tuple[str, str, bytes, dict[str, str]]  # (status, url, body, headers)
+
+
+def post_in_background(name: str, posts: Callable[[], list[PlannedPost]]) -> threading.Thread:
+    """Run ``posts()`` on a thread, then POST each (status, url, body, headers) it gives, one every
+    ``CALLBACK_DELAY_S``: the send's answer never waits for its status reports."""
+    import requests
+
+    def post_all() -> None:
+        try:
+            planned = posts()
+        except Exception:  # a report the sandbox cannot make is logged, never raised into the server
+            log.exception("sandbox %s: status reports not sent", name)
+            return
+        for status, url, body, headers in planned:
+            time.sleep(CALLBACK_DELAY_S)
+            try:
+                answer = requests.post(url, data=body, headers=headers, timeout=15)
+                log.info("sandbox %s: %s -> %s", name, status, answer.status_code)
+            except requests.RequestException as error:
+                log.warning("sandbox %s: %s to %s failed: %s", name, status, url, error)
+
+    thread = threading.Thread(target=post_all, name=name, daemon=True)
+    thread.start()
+    return thread
 
 
 def twilio_status_callback_params(message: dict[str, str | None], status: str) -> dict[str, str]:
@@ -265,30 +299,25 @@ def twilio_status_callback_params(message: dict[str, str | None], status: str) -
 
 
 def post_twilio_status_callbacks(url: str, auth_token: str, message: dict[str, str | None]) -> threading.Thread:
-    """Post the callbacks from a background thread (the send's answer must not wait for them)."""
-    import requests
+    """Form-encoded and signed like Twilio (twilio-python's RequestValidator, keyed with the auth token the send
+    authenticated with), to the send's StatusCallback URL."""
     from twilio.request_validator import RequestValidator
 
     validator = RequestValidator(auth_token)
 
-    def post_all() -> None:
-        for status in TWILIO_CALLBACK_STATUSES:
-            time.sleep(TWILIO_CALLBACK_DELAY_S)
+    def posts() -> list[PlannedPost]:
+        planned = []
+        for status in CALLBACK_STATUSES:
             params = twilio_status_callback_params(message, status)
-            headers = {
+            planned.append((status, url, urlencode(params).encode(), {
+                "Content-Type": "application/x-www-form-urlencoded",
                 "X-Twilio-Signature": validator.compute_signature(url, params),
                 "User-Agent": "TwilioProxy/1.1",
                 "I-Twilio-Idempotency-Token": secrets.token_hex(16),
-            }
-            try:
-                answer = requests.post(url, data=params, headers=headers, timeout=15)
-                log.info("sandbox status callback %s for %s -> %s", status, params["MessageSid"], answer.status_code)
-            except requests.RequestException as error:
-                log.warning("sandbox status callback %s to %s failed: %s", status, url, error)
+            }))
+        return planned
 
-    thread = threading.Thread(target=post_all, name=f"twilio-callbacks-{message['MessageSid']}", daemon=True)
-    thread.start()
-    return thread
+    return post_in_background(f"twilio-callbacks-{message['MessageSid']}", posts)
 
 
 @route("POST", rf"{TWILIO_API}/Accounts/(?P<account_sid>[^/]+)/Messages\.json")
@@ -426,11 +455,63 @@ def meta_send_message(sandbox: ProviderSandbox, request: SandboxRequest) -> Http
                            error_type="OAuthException")
     wa_id = str(to).lstrip("+")
     wamid = "wamid." + base64.b64encode(f"sandbox-{secrets.token_hex(12)}".encode()).decode()
+    if sandbox.meta_webhook_url and sandbox.meta_app_secret:
+        post_meta_statuses(sandbox.meta_webhook_url, sandbox.meta_app_secret, request.params["phone_number_id"],
+                           wamid, wa_id, billable=kind == "template")
     return json_response(200, {
         "messaging_product": "whatsapp",
         "contacts": [{"input": to, "wa_id": wa_id}],
         "messages": [{"id": wamid}],
     })
+
+
+# Status notifications: after accepting a send, the sandbox posts sent → delivered → read to the app's webhook like
+# Meta: one notification each, ``statuses[]`` with id, status, timestamp, recipient_id, and for sent and delivered
+# the conversation and pricing (the shape of the spec's ``Statuses``), signed X-Hub-Signature-256 over the exact
+# bytes with the app secret of the number's app.
+def meta_status_notification(phone_number_id: str, wamid: str, recipient_id: str, status: str, *, now: float,
+                             billable: bool = False) -> dict[str, Any]:
+    number = _meta_phone_number(phone_number_id)
+    item: dict[str, Any] = {"id": wamid, "status": status, "timestamp": str(int(now)), "recipient_id": recipient_id}
+    if status in ("sent", "delivered"):
+        category = "marketing" if billable else "service"
+        item["conversation"] = {
+            "id": hashlib.md5(f"{phone_number_id}/{recipient_id}".encode()).hexdigest(),  # noqa: S324 - a fake id
+            "expiration_timestamp": str(int(now) + 24 * 3600),
+            "origin": {"type": category},
+        }
+        item["pricing"] = {"billable": billable, "pricing_model": "PMP", "category": category}
+    waba_id = str(int(hashlib.sha256(phone_number_id.encode()).hexdigest()[:12], 16))
+    return {
+        "object": "whatsapp_business_account",
+        "entry": [{"id": waba_id, "changes": [{"field": "messages", "value": {
+            "messaging_product": "whatsapp",
+            "metadata": {"display_phone_number": re.sub(r"\D", "", number["display_phone_number"]),
+                         "phone_number_id": phone_number_id},
+            "statuses": [item],
+        }}]}],
+    }
+
+
+def post_meta_statuses(url: str, app_secret: Callable[[str], str | None], phone_number_id: str, wamid: str,
+                       recipient_id: str, *, billable: bool = False) -> threading.Thread:
+    def posts() -> list[PlannedPost]:
+        secret = app_secret(phone_number_id)  # on the thread: it may read the store
+        if not secret:
+            log.warning("sandbox: no app secret for Meta phone number id %s, so no status notifications",
+                        phone_number_id)
+            return []
+        planned = []
+        for status in CALLBACK_STATUSES:
+            notification = meta_status_notification(phone_number_id, wamid, recipient_id, status, now=time.time(),
+                                                    billable=billable)
+            body = json.dumps(notification).encode("ascii")  # like Meta: non-ASCII escaped, signed as sent
+            signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+            planned.append((status, url, body, {"Content-Type": "application/json", "X-Hub-Signature-256": signature,
+                                                "User-Agent": "facebookexternalua"}))
+        return planned
+
+    return post_in_background(f"meta-statuses-{wamid}", posts)
 
 
 # ------------------------------------------------------------------------------------------------ media

@@ -72,6 +72,10 @@ class FunctionSpec:
     function_name: Any = None
     log_group: Any = None
     condition: str | None = None
+    # The role: each ``Policies`` entry as written (statement lists, SAM policy templates, managed policy names),
+    # or ``Role`` when the template gives its own. Unresolved.
+    policies: tuple[Any, ...] = ()
+    role: Any = None
 
     @property
     def name(self) -> str:
@@ -195,6 +199,8 @@ class Template:
             function_name=props.get("FunctionName"),
             log_group=(props.get("LoggingConfig") or {}).get("LogGroup"),
             condition=resource.get("Condition"),
+            policies=tuple(_as_list(props.get("Policies"))),
+            role=props.get("Role"),
         )
 
     def _layer_dirs(self, layers: list[Any]) -> list[Path]:
@@ -285,7 +291,7 @@ class Template:
         return sources
 
     def _stream_source(self, function_id: str, event_name: str, props: Mapping[str, Any]) -> StreamSourceSpec:
-        table_id = _logical_id_of(props.get("Stream"))
+        table_id = logical_id_of(props.get("Stream"))
         if table_id is None:
             raise ValueError(f"{function_id}.{event_name}: Stream must be !GetAtt <Table>.StreamArn")
         filters = (props.get("FilterCriteria") or {}).get("Filters") or []
@@ -301,12 +307,18 @@ class Template:
             maximum_retry_attempts=None if retries in (None, -1) else int(retries),
             filter_patterns=tuple(_parse_pattern(f.get("Pattern")) for f in filters),
             report_batch_item_failures="ReportBatchItemFailures" in (props.get("FunctionResponseTypes") or []),
-            on_failure_queue_id=_logical_id_of(on_failure),
+            on_failure_queue_id=logical_id_of(on_failure),
             enabled=bool(props.get("Enabled", True)),
         )
 
 
-def _logical_id_of(value: Any) -> str | None:
+def _as_list(value: Any) -> list[Any]:
+    if value is None:
+        return []
+    return value if isinstance(value, list) else [value]
+
+
+def logical_id_of(value: Any) -> str | None:
     """``!GetAtt X.Attr`` or ``!Ref X`` → ``X``."""
     if not isinstance(value, dict):
         return None

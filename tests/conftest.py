@@ -7,8 +7,9 @@ import pytest
 from local.runtime import LambdaContext, fake_context
 from local.testing import fake_aws_env
 
-# The secrets guard checks every test's outputs (tests/secrets_guard.py); pytester runs its own tests.
-pytest_plugins = ["tests.secrets_guard", "pytester"]
+# The secrets guard checks every test's outputs (tests/secrets_guard.py), the IAM coverage check every AWS call
+# of the functions against their Policies (tests/iam_coverage.py); pytester runs their own tests.
+pytest_plugins = ["tests.secrets_guard", "tests.iam_coverage", "pytester"]
 
 
 @pytest.fixture(autouse=True)

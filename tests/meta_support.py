@@ -1,7 +1,7 @@
 """Meta webhook test material: the official spec's example notifications, signing, small payload builders.
 
 The examples are read from ``../shared/specs/meta-business-messaging-api_v23.0.yaml`` (path
-``/whatsapp/webhooks``, POST): the inbound corpus of DESIGN §8. Bodies are serialised the way Meta sends them
+``/whatsapp/webhooks``, POST): the inbound test corpus. Bodies are serialised the way Meta sends them
 (``json.dumps`` default: compact enough, non-ASCII escaped as ``\\uXXXX``) and signed over those exact bytes.
 """
 
@@ -22,13 +22,25 @@ CONTACT_WA_ID = "16505551234"
 
 
 @lru_cache(maxsize=1)
-def webhook_examples() -> dict[str, dict[str, Any]]:
-    """Example name → notification, for every example of POST /whatsapp/webhooks in the spec."""
+def meta_spec() -> dict[str, Any]:
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
     with SPEC_PATH.open("rb") as handle:
-        spec = yaml.load(handle, Loader=loader)
-    examples = spec["paths"]["/whatsapp/webhooks"]["post"]["requestBody"]["content"]["application/json"]["examples"]
-    return {name: example["value"] for name, example in examples.items()}
+        return dict(yaml.load(handle, Loader=loader))
+
+
+def webhook_examples() -> dict[str, dict[str, Any]]:
+    """Example name → notification, for every example of POST /whatsapp/webhooks in the spec."""
+    examples = meta_spec()["paths"]["/whatsapp/webhooks"]["post"]["requestBody"]["content"]["application/json"]
+    return {name: example["value"] for name, example in examples["examples"].items()}
+
+
+def spec_schema_errors(instance: Any, schema: str) -> list[str]:
+    """Where ``instance`` breaks the spec's ``components/schemas/<schema>`` (empty when it conforms)."""
+    import jsonschema
+
+    validator = jsonschema.Draft202012Validator(
+        {"$ref": f"#/components/schemas/{schema}", "components": meta_spec()["components"]})
+    return [f"{list(e.absolute_path)}: {e.message}" for e in validator.iter_errors(instance)]
 
 
 def meta_bytes(payload: Any) -> bytes:

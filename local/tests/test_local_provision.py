@@ -55,8 +55,9 @@ def test_messages_table_streams_old_and_new_images(resources: Resources) -> None
     assert resources.get_att("MessagesTable", "StreamArn") == table["LatestStreamArn"]
 
 
-def test_idempotency_table_expires_items(resources: Resources) -> None:
-    ttl = boto3.client("dynamodb").describe_time_to_live(TableName=resources.ref("IdempotencyTable"))
+@pytest.mark.parametrize("logical_id", ["IdempotencyTable", "MessagesTable"])  # messages: parked statuses
+def test_tables_with_a_ttl_attribute_expire_items(resources: Resources, logical_id: str) -> None:
+    ttl = boto3.client("dynamodb").describe_time_to_live(TableName=resources.ref(logical_id))
 
     assert ttl["TimeToLiveDescription"] == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
 

@@ -168,6 +168,16 @@ def test_token_without_tenant_is_403(local_stack: LocalStackClient) -> None:
     assert response.json()["error"]["code"] == "forbidden"
 
 
+@pytest.mark.parametrize("tenant", [" acme", "Acme", "acme#send"])
+def test_a_real_token_whose_tenant_id_is_not_one_is_403(local_stack: LocalStackClient, tenant: str) -> None:
+    # The pool stores any 1 to 64 characters in custom:tenant_id: the gateway is what refuses them.
+    response = local_stack.request("GET", "/v1/channels", token=local_stack.token(tenant_id=tenant, admin=True))
+
+    assert response.status_code == 403
+    assert response.json()["error"]["code"] == "forbidden"
+    assert "not a valid tenant id" in response.json()["error"]["message"]
+
+
 def test_twilio_check_calls_the_sandbox_with_the_channel_credentials(
     local_stack: LocalStackClient, admin: tuple[str, str]
 ) -> None:

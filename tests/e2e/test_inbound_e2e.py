@@ -130,6 +130,10 @@ def test_twilio_message_with_two_media_lands_in_s3(local_stack: LocalStackClient
         assert media["sha256"] == hashlib.sha256(content).hexdigest()
         assert media["url"].startswith(local_stack.state["aws_endpoint"])  # presigned, on moto's S3
         assert download(media["url"]) == content
+    # moto's server answers the presigned GET like S3: a PDF comes as a download, the image inline
+    served = [requests.get(m["url"], timeout=30).headers for m in message["media"]]
+    assert [(h["Content-Type"], h["Content-Disposition"]) for h in served] == [
+        ("image/jpeg", "inline"), ("application/octet-stream", "attachment")]
     # the account's credentials went to the API host only
     assert {(host, path.split("/")[1], auth is not None) for host, path, auth in twilio_media.hits} == {
         ("127.0.0.1", "2010-04-01", True), ("localhost", "cdn", False)}

@@ -1,5 +1,6 @@
-"""Meta's webhook over real HTTP against the local stack (DESIGN §2 Webhooks, §6): a channel created through the
-API with an admin token, Meta's verification handshake, a signed notification, the result in the inbox."""
+"""Meta's webhook over real HTTP against the local stack (docs/local-stack.md): a channel created through the
+API with an admin token, Meta's verification handshake, a signed notification, the result in the inbox, and the
+sandbox's signed status notifications after a send."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from local.testing import LocalStackClient
+from local.testing import LocalStackClient, wait_for
 from tests.meta_support import change_value, meta_bytes, notification, sign, text_message
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_stack")]
@@ -120,3 +121,27 @@ def test_bad_bodies_over_http(local_stack: LocalStackClient, meta_channel: dict[
     assert post_signed(local_stack, b"{not json", sign(b"{not json", secret)).status_code == 400
     huge = b'{"object": "whatsapp_business_account", "entry": [], "pad": "' + b"x" * (4 * 1024 * 1024) + b'"}'
     assert post_signed(local_stack, huge, sign(huge, secret)).status_code == 413
+
+
+def test_a_send_gets_the_sandboxs_signed_statuses_up_to_read(local_stack: LocalStackClient,
+                                                              meta_channel: dict[str, Any]) -> None:
+    """The sandbox plays Meta: after accepting the send it posts sent → delivered → read to /webhooks/meta, signed
+    with the channel's app secret, and the message shows each tick."""
+    number_id = meta_channel["channel"]["phone_number_id"]
+    body = meta_bytes(notification(change_value(number_id, messages=[
+        text_message(f"wamid.e2e.{secrets.token_hex(8)}", "Is it in stock?", sender="16505551234")])))
+    assert post_signed(local_stack, body, sign(body, meta_channel["body"]["app_secret"])).status_code == 200
+    token = meta_channel["token"]
+    (conversation,) = local_stack.request("GET", "/v1/conversations", token=token).json()["items"]
+
+    sent = local_stack.request("POST", f"/v1/conversations/{conversation['id']}/messages", token=token,
+                               json={"type": "text", "text": "Yes, in blue and green."})
+    assert sent.status_code == 201, sent.text
+    message = sent.json()
+
+    def status() -> str:
+        listed = local_stack.request("GET", f"/v1/conversations/{conversation['id']}/messages", token=token).json()
+        return str(next(m["status"] for m in listed["items"] if m["id"] == message["id"]))
+
+    assert message["status"] == "sent"
+    wait_for(lambda: status() == "read", "the sandbox's read notification")  # accepted: signed with the secret

@@ -5,14 +5,21 @@ negative modes), sent over real HTTP through the local gateway's JWT check to th
 not be a 5xx and must conform to the document: a documented status code, the documented content type, a body
 that matches the documented schema.
 
-Two Twilio channels and three conversations (made by signed Twilio webhooks, as Twilio posts them) exist first,
-and path ids are drawn from the real ids half of the time, so that the GET/PATCH paths reach data and not only
-404s. Sends in those conversations go to the local provider sandbox. The figures are in docs/RELIABILITY.md
-("Fuzzing"); ``-s`` prints the answers this run got.
+Two Twilio channels, a Meta channel and three conversations (made by signed Twilio webhooks, as Twilio posts them)
+exist first, and path ids are drawn from the real ids half of the time, so that the GET/PATCH paths reach data and
+not only 404s. Sends in those conversations go to the local provider sandbox. The webhook operations are fuzzed
+too: half of the generated requests are addressed to a seeded channel and signed as the provider would sign them
+(Twilio: the form, for the channel's URL and auth token; Meta: the exact bytes, with the app secret; the
+verification GET: the channel's verify token), so that their 200 answers are checked as well as the refusals. The
+figures are in docs/RELIABILITY.md ("Fuzzing"); ``-s`` prints the answers this run got.
 """
 
 from __future__ import annotations
 
+import copy
+import hashlib
+import hmac
+import json
 import re
 import secrets
 import time
@@ -20,6 +27,7 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import schemathesis
@@ -51,6 +59,8 @@ class Seeded:
     channel_ids: list[str] = field(default_factory=list)
     conversation_ids: list[str] = field(default_factory=list)
     responses: dict[str, int] = field(default_factory=dict)  # "METHOD path status" → count, for the report
+    twilio: dict[str, Any] = field(default_factory=dict)  # the conversations' channel, with its auth_token
+    meta: dict[str, Any] = field(default_factory=dict)  # a Meta channel, with its app_secret
 
 
 def _twilio_channel(local_stack: LocalStackClient, token: str, auth_token: str) -> dict[str, Any]:
@@ -86,9 +96,17 @@ def seeded(local_stack: LocalStackClient) -> Seeded:
     assert listed.status_code == 200, listed.text
     conversations = [c["id"] for c in listed.json()["items"]]
     assert len(conversations) == len(CONTACTS), conversations
+    app_secret = secrets.token_hex(16)
+    meta = local_stack.request("POST", "/v1/channels", token=token, json={
+        "provider": "meta", "name": "Schemathesis", "phone_number_id": str(10**14 + secrets.randbelow(10**14)),
+        "business_account_id": "102290129340398", "display_phone_number": "+15550783881",
+        "access_token": "EAAG-" + secrets.token_hex(8), "app_secret": app_secret, "verify_token": None,
+    })
+    assert meta.status_code == 201, meta.text
     REAL_IDS["channels"][:] = [exposed["id"]]
     REAL_IDS["conversations"][:] = conversations
-    return Seeded(token, [exposed["id"]], conversations)
+    return Seeded(token, [exposed["id"]], conversations, twilio={**channel, "auth_token": auth_token},
+                  meta={**meta.json(), "app_secret": app_secret})
 
 
 # Loaded at import (schemathesis' lazy ``from_fixture`` loader does not work with pytest 9); the stack's URL and
@@ -116,8 +134,9 @@ def flatmap_path_parameters(context: Any, path_parameters: dict[str, Any]) -> st
 )
 def test_api_conforms_to_its_openapi_document(case: Any, seeded: Seeded, local_stack: LocalStackClient) -> None:
     _fresh_idempotency_key(case)
+    body = _sign_webhook(case, seeded)
     response = case.call_and_validate(base_url=local_stack.base_url, session=local_stack.http, checks=CHECKS,
-                                      headers={"Authorization": f"Bearer {seeded.token}"})
+                                      headers={"Authorization": f"Bearer {seeded.token}"}, **body)
     key = f"{case.method} {case.operation.path} {response.status_code}"
     seeded.responses[key] = seeded.responses.get(key, 0) + 1
 
@@ -149,6 +168,44 @@ def _fresh_idempotency_key(case: Any) -> None:
         value = case.headers[name]
         if name.lower() == "idempotency-key" and isinstance(value, str) and re.fullmatch(r"[\x21-\x7e]{1,255}", value):
             case.headers[name] = f"{value[:200]}-{uuid.uuid4().hex[:16]}"
+
+
+def _sign_webhook(case: Any, seeded: Seeded) -> dict[str, Any]:
+    """Half of the webhook cases (those whose content hashes even) are addressed to a seeded channel and signed as
+    the provider signs; they are sent as the bytes that were signed (returned as ``data=``). Others go as generated,
+    to be refused."""
+    path, method = case.operation.path, case.method.upper()
+    if not path.startswith("/webhooks/"):
+        return {}
+    if int(hashlib.sha256(repr((case.body, case.query, case.headers)).encode()).hexdigest(), 16) % 2:
+        return {}
+    if path.startswith("/webhooks/twilio") and _is_form(case.body):
+        form = dict(case.body)
+        ours, url = ("To", "webhook_url") if path == "/webhooks/twilio" else ("From", "status_callback_url")
+        form[ours] = f"whatsapp:{seeded.twilio['phone_number']}"
+        form["AccountSid"] = seeded.twilio["account_sid"]
+        case.headers = {**(case.headers or {}), "X-Twilio-Signature": RequestValidator(
+            seeded.twilio["auth_token"]).compute_signature(seeded.twilio[url], form)}
+        return {"data": urlencode(form).encode()}
+    if path == "/webhooks/meta" and method == "GET" and isinstance(case.query, dict):
+        case.query = {**case.query, "hub.verify_token": seeded.meta["verify_token"]}
+        return {}
+    if path == "/webhooks/meta" and method == "POST" and isinstance(case.body, dict):
+        notification = copy.deepcopy(case.body)
+        for entry in notification.get("entry") or []:
+            for change in (entry.get("changes") or []) if isinstance(entry, dict) else []:
+                value = change.get("value") if isinstance(change, dict) else None
+                if isinstance(value, dict) and isinstance(value.get("metadata"), dict):
+                    value["metadata"]["phone_number_id"] = seeded.meta["phone_number_id"]
+        raw = json.dumps(notification).encode()
+        digest = hmac.new(seeded.meta["app_secret"].encode(), raw, hashlib.sha256).hexdigest()
+        case.headers = {**(case.headers or {}), "X-Hub-Signature-256": f"sha256={digest}"}
+        return {"data": raw}
+    return {}
+
+
+def _is_form(body: Any) -> bool:
+    return isinstance(body, dict) and all(isinstance(k, str) and isinstance(v, str) for k, v in body.items())
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -4,14 +4,13 @@ twilio-python's RequestValidator against the channel's ``webhook_url`` exactly a
 from __future__ import annotations
 
 import secrets
-import time
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 from twilio.request_validator import RequestValidator
 
-from local.testing import LocalStackClient
+from local.testing import LocalStackClient, wait_for
 
 pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("local_stack")]
 
@@ -203,11 +202,7 @@ def test_status_callbacks_from_the_sandbox_reach_read(local_stack: LocalStackCli
     assert sent.status_code == 201, sent.text
     message_id = sent.json()["id"]
 
-    deadline = time.monotonic() + 20
-    status = None
-    while time.monotonic() < deadline:
-        status = next(m["status"] for m in channel.messages(conversation["id"]) if m["id"] == message_id)
-        if status == "read":
-            break
-        time.sleep(0.2)
-    assert status == "read"
+    def status() -> str:
+        return str(next(m["status"] for m in channel.messages(conversation["id"]) if m["id"] == message_id))
+
+    wait_for(lambda: status() == "read", "the sandbox's read callback")

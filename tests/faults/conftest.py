@@ -45,6 +45,7 @@ def chaos(aws: Resources, monkeypatch: pytest.MonkeyPatch) -> Iterator[ChaosServ
     monkeypatch.setenv("TWILIO_API_BASE_URL", server.url)
     monkeypatch.setenv("META_GRAPH_BASE_URL", server.url)
     monkeypatch.setenv("MEDIA_ALLOWED_HOSTS", "127.0.0.1,localhost")
+    monkeypatch.setenv("MEDIA_ALLOW_LOOPBACK", "true")
     # Twilio status callbacks of sends land on the chaos server (404 there), not on a host that does not exist.
     monkeypatch.setenv("PUBLIC_BASE_URL", server.url)
     get_settings.cache_clear()

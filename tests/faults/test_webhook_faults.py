@@ -150,7 +150,7 @@ def test_twilio_status_update_fails_then_the_redelivery_applies_it_once(gateway:
     current = "sent"
     # the last one is a late duplicate of "read": its failure and its redelivery change nothing either
     for code, status in zip(DYNAMODB_ERRORS, ("delivered", "read", "read"), strict=True):
-        fault = faults.fail("dynamodb", "UpdateItem", code, match=on_table(gateway.aws.ref("MessagesTable")))
+        fault = faults.fail("dynamodb", "TransactWriteItems", code, match=on_table(gateway.aws.ref("MessagesTable")))
 
         assert_5xx(gateway.twilio_status(sent["provider_message_id"], status))
 
@@ -170,7 +170,7 @@ def test_a_status_that_cannot_be_parked_is_5xx_and_parked_on_redelivery(gateway:
                                                                        faults: FaultInjector) -> None:
     gateway.twilio_channel()
     unknown = new_sid()  # the callback beat the send's answer: the status is parked on the provider-id claim
-    faults.fail("dynamodb", "UpdateItem", THROTTLED, match=mentions(f"#PMSG#twilio#{unknown}"))
+    faults.fail("dynamodb", "TransactWriteItems", THROTTLED, match=mentions(f"#PMSG#twilio#{unknown}"))
 
     assert_5xx(gateway.twilio_status(unknown, "delivered"))
 
@@ -185,7 +185,7 @@ def test_meta_status_update_fails_then_metas_retry_applies_it(gateway: Gateway, 
     channel = gateway.meta_channel()
     sent = _sent_message(gateway, channel)
     payload = gateway.meta_statuses((sent["provider_message_id"], "delivered"), (sent["provider_message_id"], "read"))
-    faults.fail("dynamodb", "UpdateItem", THROTTLING, match=on_table(gateway.aws.ref("MessagesTable")), skip=1)
+    faults.fail("dynamodb", "TransactWriteItems", THROTTLING, match=on_table(gateway.aws.ref("MessagesTable")), skip=1)
 
     assert_5xx(gateway.meta_post(payload))  # "delivered" applied, "read" failed
 

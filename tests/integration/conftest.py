@@ -64,7 +64,12 @@ def invoke(aws: Resources) -> Callable[[str, dict[str, Any]], Any]:
 
 @pytest.fixture(autouse=True)
 def atomic_dynamodb(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Every moto DynamoDB request atomic, as in DynamoDB (see local/moto_atomic.py)."""
+    """Every moto DynamoDB request atomic, as in DynamoDB (see local/moto_atomic.py), and a cancelled transaction
+    rolled back item by item as the local stack does (local/moto_transactions.py): moto's own rollback puts a
+    copy of each table back, and the table's stream, read through the copy that was replaced, misses every later
+    record."""
     from local.moto_atomic import make_dynamodb_atomic
+    from local.moto_transactions import make_transactions_cheap
 
+    make_transactions_cheap(monkeypatch.setattr)
     make_dynamodb_atomic(monkeypatch.setattr)

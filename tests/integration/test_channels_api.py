@@ -159,6 +159,33 @@ def test_patch_rotates_credentials_and_sets_auto_reply(call: Any, aws: Any) -> N
     assert status == 422 and "auto_reply.mode" in body["error"]["message"]
 
 
+def test_another_instance_rotating_one_secret_keeps_the_others(
+    call: Any, aws: Any, api_event: Any, claims: Any
+) -> None:
+    """A cold instance has no decrypted credentials in memory: it decrypts the stored ones with KMS (which its role
+    must allow) to keep the app secret while the access token changes."""
+    from local.runtime import FunctionRuntime
+
+    _, channel = call("POST", "/v1/channels", META)
+    event = api_event("PATCH", f"/v1/channels/{channel['id']}", json={"access_token": "EAAG-rotated-token-7777"},
+                      claims=claims())
+
+    response = FunctionRuntime(aws).invoke("ChannelsApiFunction", event)  # another execution environment
+
+    assert response["statusCode"] == 200, response
+    assert json.loads(response["body"])["credentials"] == {"access_token": "••••7777", "app_secret": "••••0001"}
+    item = boto3.client("dynamodb").get_item(
+        TableName=aws.ref("ChannelsTable"), Key={"pk": {"S": "TENANT#acme"}, "sk": {"S": f"CHANNEL#{channel['id']}"}}
+    )["Item"]
+    import base64
+
+    plain = boto3.client("kms").decrypt(
+        CiphertextBlob=base64.b64decode(item["credentials_ciphertext"]["S"]),
+        EncryptionContext={"tenant_id": "acme", "channel_id": channel["id"]},
+    )["Plaintext"]
+    assert json.loads(plain) == {"access_token": "EAAG-rotated-token-7777", "app_secret": META["app_secret"]}
+
+
 def test_tenant_b_never_sees_tenant_a_channels(call: Any, aws: Any) -> None:
     _, channel = call("POST", "/v1/channels", TWILIO)
     for method, path, body in [
@@ -177,6 +204,12 @@ def test_identity_rules(call: Any, aws: Any) -> None:
     assert call("GET", "/v1/channels", admin=False)[0] == 403
     assert call("GET", "/v1/channels", tenant_id=None)[0] == 403
     assert call("GET", "/v1/channels", none=True)[0] == 401
+    # Tenant ids are taken as they are or refused: " acme" is not acme, "acme#send" cannot reach into keys.
+    call("POST", "/v1/channels", TWILIO)
+    for odd in (" acme", "acme ", "Acme", "acme#send"):
+        status, answer = call("GET", "/v1/channels", tenant_id=odd)
+        assert status == 403 and answer["error"]["code"] == "forbidden", (odd, answer)
+        assert "not a valid tenant id" in answer["error"]["message"]
 
 
 def test_malformed_json_is_a_clear_400(invoke: Any, api_event: Any, claims: Any, aws: Any) -> None:

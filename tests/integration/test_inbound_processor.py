@@ -27,7 +27,7 @@ from gateway.aws import client as aws_client
 from gateway.bootstrap import ready
 from gateway.config import get_settings
 from gateway.domain import ids
-from gateway.domain.channel import AutoReplyConfig, Channel
+from gateway.domain.channel import AutoReplyConfig, Channel, route_key_twilio
 from gateway.domain.message import InboundMessage, MediaRef
 from gateway.domain.status import StatusUpdate
 from gateway.services.channels import ChannelPatch, ChannelService, MetaChannelIn, TwilioChannelIn
@@ -133,6 +133,7 @@ def stack(aws: Resources, monkeypatch: pytest.MonkeyPatch) -> Iterator[Stack]:
     monkeypatch.setenv("TWILIO_API_BASE_URL", url)
     monkeypatch.setenv("META_GRAPH_BASE_URL", url)
     monkeypatch.setenv("MEDIA_ALLOWED_HOSTS", "127.0.0.1,localhost")
+    monkeypatch.setenv("MEDIA_ALLOW_LOOPBACK", "true")  # the sandbox serves media over http on 127.0.0.1
     monkeypatch.setenv("PUBLIC_BASE_URL", url)  # Twilio status callbacks of auto-replies land on the sandbox
     get_settings.cache_clear()
     ready()
@@ -225,6 +226,7 @@ def test_twilio_media_basic_auth_then_redirect_without_credentials(
         assert entry["content_type"] == content_type
         obj = s3_object(key)
         assert obj["Body"].read() == content and obj["ContentType"] == content_type
+        assert obj["ContentDisposition"] == ("inline" if content_type == "image/jpeg" else "attachment")
     # credentials went to the API host only, never to the CDN host
     assert {(host, p.split("/")[1], auth) for host, p, auth in media_host.hits} == {
         ("127.0.0.1", "api", BASIC), ("localhost", "cdn", None)}
@@ -621,8 +623,8 @@ def test_provider_status_reports_become_status_changed_events(
     (reply,) = outbound_messages(channel)
     repo = MessageRepository()
     for status in ("delivered", "delivered", "read", "delivered"):  # a duplicate and a late one: no change
-        repo.apply_status(TENANT, StatusUpdate("twilio", str(reply.provider_message_id), status, status,
-                                               ids.iso(ids.utcnow())))
+        update = StatusUpdate("twilio", str(reply.provider_message_id), status, status, ids.iso(ids.utcnow()))
+        repo.apply_status(channel, update, route_key=route_key_twilio(channel.phone_number))
 
     stack.process()
 

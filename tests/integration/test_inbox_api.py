@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from gateway.bootstrap import ready
@@ -161,3 +162,53 @@ def test_patch_bot_mode_lock_and_read(store: MessageRepository, call: Any) -> No
 def test_bad_paging_parameters_are_422(store: MessageRepository, call: Any, query: dict) -> None:
     status, body = call("GET", "/v1/conversations", query=query)
     assert status == 422 and body["error"]["code"] == "validation_error"
+
+
+# A contact's file that a browser would run if it were shown inline from the presigned URL's origin.
+HTML = b"<html><script>alert(document.domain)</script></html>"
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg" onload="alert(document.domain)"/>'
+
+
+@pytest.mark.parametrize(
+    ("content_type", "filename", "served_type", "disposition"),
+    [
+        ("text/html", None, "application/octet-stream", "attachment"),
+        ("image/svg+xml", "logo.svg", "application/octet-stream",
+         "attachment; filename=\"logo.svg\"; filename*=UTF-8''logo.svg"),
+        ("application/pdf", "Factura nº 7.pdf", "application/octet-stream",
+         "attachment; filename=\"Factura n_ 7.pdf\"; filename*=UTF-8''Factura%20n%C2%BA%207.pdf"),
+        ("image/jpeg", None, "image/jpeg", "inline"),
+    ],
+    ids=["html", "svg", "pdf", "jpeg"],
+)
+def test_presigned_media_urls_serve_only_safe_types_inline(
+    aws: Any, store: MessageRepository, call: Any,
+    content_type: str, filename: str | None, served_type: str, disposition: str,
+) -> None:
+    import boto3
+    import requests
+    from gateway.config import get_settings
+
+    channel = _channel("acme")
+    body = SVG if "svg" in content_type else HTML
+    media = [MediaRef(content_type=content_type, provider_url="https://api.twilio.com/x", filename=filename)]
+    assert store.record_inbound(channel, _inbound(1, "+14155550000", media=media))
+    _, conversations = call("GET", "/v1/conversations")
+    (item,) = store.list("acme", conversations["items"][0]["id"], 10, None).items
+    key = f"acme/{item.conversation_id}/{item.message_id}/0"
+    bucket = get_settings().media_bucket
+    boto3.client("s3").put_object(Bucket=bucket, Key=key, Body=body, ContentType=content_type)
+    store.media_stored(item.pk, item.sk, 0, s3_key=key, size=len(body), sha256="0" * 64, content_type=content_type)
+
+    _, page = call("GET", f"/v1/conversations/{item.conversation_id}/messages")
+    media = page["items"][0]["media"][0]
+
+    assert media["content_type"] == content_type  # the API still says what the contact sent
+    query = parse_qs(urlsplit(media["url"]).query)
+    assert query["response-content-type"] == [served_type]
+    assert query["response-content-disposition"] == [disposition]
+    # moto answers the presigned GET the way S3 does: the overrides become the response's headers.
+    served = requests.get(media["url"], timeout=10)
+    assert served.status_code == 200 and served.content == body
+    assert served.headers["Content-Type"] == served_type
+    assert served.headers["Content-Disposition"] == disposition

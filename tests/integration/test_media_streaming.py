@@ -68,7 +68,7 @@ def _loop(handler: Any) -> None:
 
 @pytest.fixture(scope="module")
 def source() -> Iterator[int]:
-    files = {"ME1": (PAYLOAD, "image/jpeg"), "x": (PAYLOAD, "image/jpeg")}
+    files = {"ME1": (PAYLOAD, "image/jpeg"), "x": (PAYLOAD, "image/jpeg"), "page": (b"<script>1</script>", "text/html")}
     routes = {"/chunked": _chunked, "/gzip": _gzip, "/short": _short, "/loop": _loop}
     with MediaHost(files, basic=BASIC, routes=routes) as host:
         yield host.port
@@ -86,7 +86,7 @@ def s3(monkeypatch: pytest.MonkeyPatch) -> Iterator[object]:
 
 
 def _streamer(s3: object) -> MediaStreamer:
-    return MediaStreamer(("127.0.0.1", "localhost"), "media", s3=s3)
+    return MediaStreamer(("127.0.0.1", "localhost"), "media", allow_loopback=True, s3=s3)
 
 
 def test_basic_auth_then_redirect_without_credentials(source: int, s3: object) -> None:
@@ -94,7 +94,7 @@ def test_basic_auth_then_redirect_without_credentials(source: int, s3: object) -
     stored = _streamer(s3).stream_to_s3(request, "acme/cv/msg/0", kind="image")
     body = s3.get_object(Bucket="media", Key="acme/cv/msg/0")  # type: ignore[attr-defined]
     assert body["Body"].read() == PAYLOAD
-    assert body["ContentType"] == "image/jpeg"
+    assert body["ContentType"] == "image/jpeg" and body["ContentDisposition"] == "inline"
     assert stored.size == len(PAYLOAD)
     assert stored.sha256 == hashlib.sha256(PAYLOAD).hexdigest()
 
@@ -123,15 +123,23 @@ def test_size_limit_enforced_while_streaming(source: int, s3: object) -> None:
     assert "Contents" not in s3.list_objects_v2(Bucket="media")  # type: ignore[attr-defined]
 
 
+def test_a_type_a_browser_would_run_is_stored_as_a_download(source: int, s3: object) -> None:
+    # Even a URL presigned elsewhere without overrides (an event consumer's) must not render it as a page.
+    _streamer(s3).stream_to_s3(MediaRequest(url=f"http://127.0.0.1:{source}/cdn/page"), "page", kind="document")
+
+    stored = s3.get_object(Bucket="media", Key="page")  # type: ignore[attr-defined]
+    assert stored["ContentType"] == "text/html" and stored["ContentDisposition"] == "attachment"
+
+
 def test_host_off_the_allow_list_is_never_fetched(source: int, s3: object) -> None:
-    streamer = MediaStreamer(("api.twilio.com",), "media", s3=s3)
+    streamer = MediaStreamer(("api.twilio.com",), "media", allow_loopback=True, s3=s3)
     with pytest.raises(MediaError, match="allow-list") as caught:
         streamer.stream_to_s3(MediaRequest(url=f"http://127.0.0.1:{source}/cdn/x"), "k", kind="image")
     assert not caught.value.retryable
 
 
 def test_redirect_hop_off_the_allow_list_is_refused(source: int, s3: object) -> None:
-    streamer = MediaStreamer(("127.0.0.1",), "media", s3=s3)  # the CDN hop goes to "localhost"
+    streamer = MediaStreamer(("127.0.0.1",), "media", allow_loopback=True, s3=s3)  # the CDN hop goes to "localhost"
     request = MediaRequest(url=f"http://127.0.0.1:{source}/api/ME1", auth=("ACsid", "auth-token-value"))
     with pytest.raises(MediaError, match="allow-list"):
         streamer.stream_to_s3(request, "k", kind="image")

@@ -28,7 +28,7 @@ import pytest
 
 from local.provision import Resources
 from local.runtime import FunctionRuntime
-from local.testing import ApiEvents, at_once
+from local.testing import ApiEvents, at_once, readme_try_it
 from tests.meta_support import (
     CONTACT_WA_ID,
     EXAMPLE_PHONE_NUMBER_ID,
@@ -98,6 +98,10 @@ class Meta:
     def post(self, payload: dict[str, Any] | bytes, secret: str | None = APP_SECRET, **kwargs: Any) -> dict[str, Any]:
         body = payload if isinstance(payload, bytes) else meta_bytes(payload)
         return self.invoke(FUNCTION, self.event(body, sign(body, secret) if secret else None, **kwargs))
+
+    def disable(self, channel: dict[str, Any], tenant: str = "acme") -> None:
+        event = self.api_event("DELETE", f"/v1/channels/{channel['id']}", claims=self.claims(tenant, admin=True))
+        assert self.invoke("ChannelsApiFunction", event)["statusCode"] == 204
 
     def verify(self, **params: str) -> dict[str, Any]:
         query = urlencode({f"hub.{k}": v for k, v in params.items()})
@@ -356,9 +360,7 @@ def test_value_errors_unknown_numbers_and_odd_items_answer_200_and_are_counted(m
 
 
 def test_a_disabled_channel_answers_as_unknown(meta: Meta, global_secret: str) -> None:
-    channel = meta.connect(app_secret=None)
-    event = meta.api_event("DELETE", f"/v1/channels/{channel['id']}", claims=meta.claims("acme", admin=True))
-    assert meta.invoke("ChannelsApiFunction", event)["statusCode"] == 204
+    meta.disable(meta.connect(app_secret=None))
 
     answer = ok(meta.post(notification(change_value(messages=[text_message("wamid.late")])), secret=global_secret))
 
@@ -366,7 +368,73 @@ def test_a_disabled_channel_answers_as_unknown(meta: Meta, global_secret: str) -
     assert meta.item_counts() == {"MessagesTable": 0, "ConversationsTable": 0}
 
 
+def test_a_channel_disabled_while_cached_answers_as_unknown_and_changes_nothing(meta: Meta, outbound: Any) -> None:
+    """The channel's own app secret still verifies the bytes while this instance has it cached; the writes'
+    re-check of the number's route claim is what refuses the message and the statuses."""
+    channel = meta.connect()
+    keys = outbound("wamid.out.disabled")
+    ok(meta.post(notification(change_value(messages=[text_message("wamid.before")]))))  # warm: channel cached
+    meta.disable(channel)
+    before = meta.item_counts()
+
+    payload = notification(change_value(
+        messages=[text_message("wamid.after")],
+        statuses=[status("wamid.out.disabled", "read"), status("wamid.never.sent", "delivered")],
+    ))
+    answer = ok(meta.post(payload))
+
+    assert (answer["unknown_phone_numbers"], answer["stored"], answer["statuses"]) == (1, 0, {})
+    assert meta.item_counts() == before  # no message, no parked status
+    assert stored(keys).status == "sent"
+    # The cache entry was dropped: from now on no secret of ours is bound to the number (docs/decisions.md D8).
+    assert meta.post(notification(change_value(statuses=[status("wamid.out.disabled", "read")])))["statusCode"] == 401
+    assert stored(keys).status == "sent"
+
+
+def test_a_status_naming_an_inbound_message_changes_nothing(meta: Meta) -> None:
+    meta.connect()
+    ok(meta.post(notification(change_value(messages=[text_message("wamid.inbound")]))))
+    failed = status("wamid.inbound", "failed", errors=[{"code": 131047, "title": "Re-engagement message"}])
+
+    answer = ok(meta.post(notification(change_value(statuses=[status("wamid.inbound", "read"), failed]))))
+
+    assert answer["statuses"] == {"stale": 2}
+    (message,) = meta.messages()
+    assert (message["direction"], message["status"], message["error"]) == ("inbound", "received", None)
+
+
 # ---------------------------------------------------------------------------------------------- signatures
+def test_an_unsigned_notification_naming_100_numbers_costs_a_few_reads(meta: Meta) -> None:
+    """Before a signature has verified, at most MAX_UNKNOWN_BEFORE_VERIFIED unknown numbers are looked up; a
+    known channel whose secret does not verify the bytes ends the lookups at once."""
+    from gateway.services.meta_webhooks import MAX_UNKNOWN_BEFORE_VERIFIED
+
+    meta.connect()
+    unknown = [f"9{n:09d}" for n in range(99)]
+    for numbers, secret, most_reads in [
+        ([*unknown, EXAMPLE_PHONE_NUMBER_ID], "not-our-secret", MAX_UNKNOWN_BEFORE_VERIFIED),
+        ([*unknown, EXAMPLE_PHONE_NUMBER_ID], APP_SECRET, MAX_UNKNOWN_BEFORE_VERIFIED),  # named too late to vouch
+        ([EXAMPLE_PHONE_NUMBER_ID, *unknown], "not-our-secret", 2),  # its route claim and channel, then 401
+    ]:
+        body = meta_bytes(notification(*(change_value(n, messages=[text_message(f"wamid.{n}")]) for n in numbers)))
+        with aws_calls() as calls:
+            response = meta.invoke(FUNCTION, meta.event(body, sign(body, secret)))
+        assert response["statusCode"] == 401, response
+        assert calls.count(("dynamodb", "GetItem")) <= most_reads, (numbers[0], secret)
+        assert {operation for _, operation in calls} <= {"GetItem", "Decrypt"}
+    assert meta.item_counts() == {"MessagesTable": 0, "ConversationsTable": 0}
+
+
+def test_once_a_known_channel_verified_the_rest_of_the_numbers_are_looked_up(meta: Meta) -> None:
+    meta.connect()
+    numbers = [EXAMPLE_PHONE_NUMBER_ID, *(f"9{n:09d}" for n in range(99))]
+    payload = notification(*(change_value(n, messages=[text_message(f"wamid.{n}")]) for n in numbers))
+
+    answer = ok(meta.post(payload))
+
+    assert (answer["stored"], answer["unknown_phone_numbers"]) == (1, 99)
+
+
 def test_missing_or_wrong_signature_is_401_and_stores_nothing(meta: Meta) -> None:
     meta.connect()
     meta.connect("globex", phone_number_id="222222222", app_secret=OTHER_SECRET, verify_token=None)
@@ -713,7 +781,8 @@ def test_a_cold_text_message_uses_only_what_the_template_grants(meta: Meta, outb
     outbound("wamid.out.cold")
     with aws_calls() as calls:
         ok(meta.post(notification(change_value(statuses=[status("wamid.out.cold", "delivered")]))))
-    assert calls == [("dynamodb", "GetItem"), ("dynamodb", "UpdateItem")]  # provider-id claim, then the message
+    # the provider-id claim, then the message's update with the number's route claim re-checked
+    assert calls == [("dynamodb", "GetItem"), ("dynamodb", "TransactWriteItems")]
 
 
 def test_warm_handler_time(meta: Meta) -> None:
@@ -758,14 +827,14 @@ def test_warm_handler_time(meta: Meta) -> None:
 
 # ---------------------------------------------------------------------------------------------- sample events
 def test_the_sample_events_work(meta: Meta) -> None:
-    """events/meta_*.json (for ``make invoke`` / ``sam local invoke``) are signed with the app secret
-    ``local-meta-app-secret`` of a channel for phone number id 106540352242922 with verify token
-    ``local-verify-token``."""
-    meta.connect(app_secret="local-meta-app-secret", verify_token="local-verify-token")
+    """events/meta_*.json (for ``make invoke`` / ``sam local invoke``) are made for the README's "Try it" Meta
+    channel: phone number id 106540352242922, its app secret and verify token."""
+    sample = readme_try_it()["channels"]["meta"]
+    meta.connect(app_secret=sample["app_secret"], verify_token=sample["verify_token"])
     events = REPO / "events"
     verify = meta.invoke(FUNCTION, json.loads((events / "meta_verify.json").read_text()))
     assert (verify["statusCode"], verify["body"]) == (200, "1158201444")
     assert ok(meta.invoke(FUNCTION, json.loads((events / "meta_text.json").read_text())))["stored"] == 1
-    assert ok(meta.invoke(FUNCTION, json.loads((events / "meta_image.json").read_text())))["duplicates"] == 1
+    assert ok(meta.invoke(FUNCTION, json.loads((events / "meta_image.json").read_text())))["stored"] == 1
     answer = ok(meta.invoke(FUNCTION, json.loads((events / "meta_statuses.json").read_text())))
     assert answer["statuses"] == {"parked": 2}

@@ -26,8 +26,8 @@ import pytest
 from gateway.bootstrap import ready
 from gateway.config import Settings, get_settings
 from gateway.domain import ids
-from gateway.domain.channel import Channel
-from gateway.domain.message import InboundMessage
+from gateway.domain.channel import Channel, route_key_twilio
+from gateway.domain.message import InboundMessage, MediaRef
 from gateway.providers.meta import MetaProvider
 from gateway.providers.twilio import TwilioProvider
 from gateway.services.channels import ChannelService, MetaChannelIn, TwilioChannelIn
@@ -141,12 +141,13 @@ def meta_channel(tenant: str = "acme", phone_number_id: str = PHONE_NUMBER_ID) -
     return ChannelService().create(tenant, body)
 
 
-def inbound(channel: Channel, *, hours_ago: float = 1.0, provider_id: str | None = None) -> str:
+def inbound(channel: Channel, *, hours_ago: float = 1.0, provider_id: str | None = None,
+            media: list[MediaRef] | None = None) -> str:
     """A contact message stored like a webhook stores it; returns the conversation id."""
     pmid = provider_id or ("SM" + ids.new_id("x")[2:].ljust(32, "0")[:32] if channel.provider == "twilio"
                            else "wamid." + ids.new_id("in"))
     message = InboundMessage(provider=channel.provider.value, provider_message_id=pmid, contact_phone=CONTACT,
-                             type="text", text="Hello", contact_name="Zoë")
+                             type="image" if media else "text", text="Hello", contact_name="Zoë", media=media or [])
     when = ids.iso(ids.utcnow() - timedelta(hours=hours_ago))
     assert MessageRepository().record_inbound(channel, message, now=when)
     return ids.conversation_id(channel.tenant_id, channel.channel_id, CONTACT)
@@ -240,6 +241,26 @@ def test_template_of_the_other_provider_is_a_validation_error(
     assert provider.sends() == []
 
 
+@pytest.mark.parametrize(
+    "media_url",
+    ["https://127.0.0.1:8080\\@cdn.example.com/a.jpg", "https://ops:secret@cdn.example.com/a.jpg",
+     "https://cdn.example.com/a\u0000.jpg", "https://cdn.example.com\t/a.jpg"],
+    ids=["backslash", "userinfo", "nul", "tab"],
+)
+def test_a_media_url_that_parsers_read_apart_is_422_and_nothing_is_stored_or_sent(
+    env: Resources, provider: ScriptedProvider, invoke: Invoke, api_event: ApiEvents, claims: Any, media_url: str
+) -> None:
+    conversation_id = inbound(twilio_channel())
+    body = {"type": "image", "media_url": media_url}
+
+    status, answer_body = answer(invoke(SEND, send_event(api_event, claims, conversation_id, body)))
+
+    assert status == 422 and answer_body["error"]["code"] == "validation_error"
+    assert "media_url" in json.dumps(answer_body)
+    assert provider.sends() == []
+    assert [m.direction for m in MessageModel.query(MessageModel.partition("acme", conversation_id))] == ["inbound"]
+
+
 def test_same_idempotency_key_twice_sends_once_and_returns_the_same_message(
     env: Resources, provider: ScriptedProvider, invoke: Invoke, api_event: ApiEvents, claims: Any
 ) -> None:
@@ -263,6 +284,81 @@ def test_same_idempotency_key_twice_sends_once_and_returns_the_same_message(
     assert status == 404
 
 
+def _idempotency_item(key: str, tenant: str = "acme") -> Any:
+    from gateway.services.send import IDEMPOTENCY_SCOPE
+    from gateway.store.idempotency_repo import IdempotencyRepository, idempotency_pk
+
+    return IdempotencyRepository().get(idempotency_pk(tenant, IDEMPOTENCY_SCOPE, key))
+
+
+def test_a_404_is_not_kept_for_the_key_so_the_same_key_sends_once_the_conversation_exists(
+    env: Resources, provider: ScriptedProvider, invoke: Invoke, api_event: ApiEvents, claims: Any
+) -> None:
+    channel = twilio_channel()
+    not_yet = ids.conversation_id(channel.tenant_id, channel.channel_id, CONTACT)  # the contact has not written
+    body = {"type": "text", "text": "Hi"}
+
+    status, first = answer(invoke(SEND, send_event(api_event, claims, not_yet, body, key="k-404")))
+    assert status == 404 and first["error"]["code"] == "conversation_not_found"
+    assert _idempotency_item("k-404") is None  # released: nothing was done, nothing to replay
+
+    assert inbound(channel) == not_yet
+    response = invoke(SEND, send_event(api_event, claims, not_yet, body, key="k-404"))
+    status, sent = answer(response)
+    assert status == 201 and "Idempotent-Replayed" not in (response.get("headers") or {})
+    assert len(provider.sends()) == 1
+    # From now on the 201 is the key's answer.
+    again = invoke(SEND, send_event(api_event, claims, not_yet, body, key="k-404"))
+    assert answer(again) == (201, sent) and again["headers"].get("Idempotent-Replayed") == "true"
+    assert len(provider.sends()) == 1
+
+
+def test_a_422_before_sending_is_not_kept_so_the_same_key_sends_once_corrected(
+    env: Resources, provider: ScriptedProvider, invoke: Invoke, api_event: ApiEvents, claims: Any
+) -> None:
+    channel = meta_channel()
+    conversation_id = inbound(channel, hours_ago=25)
+    body = {"type": "text", "text": "Hi"}
+    twilio_template = {"type": "template", "template": {"content_sid": "HX" + "0" * 32}}
+
+    # A body the channel's provider cannot express: 422, key released, and the same key takes another body.
+    status, first = answer(invoke(SEND, send_event(api_event, claims, conversation_id, twilio_template, key="k-422")))
+    assert status == 422 and first["error"]["code"] == "validation_error"
+    # Outside the 24-hour window: 422, key released.
+    status, second = answer(invoke(SEND, send_event(api_event, claims, conversation_id, body, key="k-422")))
+    assert status == 422 and second["error"]["code"] == "outside_customer_service_window"
+    assert _idempotency_item("k-422") is None and provider.sends() == []
+
+    inbound(channel, hours_ago=0.1)  # the contact writes again: the window is open
+    status, sent = answer(invoke(SEND, send_event(api_event, claims, conversation_id, body, key="k-422")))
+    assert status == 201 and sent["status"] == "sent"
+    assert len(provider.sends()) == 1 and _idempotency_item("k-422").state == "done"
+
+
+def test_a_disabled_channel_is_not_kept_for_the_key(env: Resources, provider: ScriptedProvider) -> None:
+    channel = twilio_channel()
+    conversation_id = inbound(channel)
+    ChannelService().disable(channel.tenant_id, channel.channel_id)
+
+    refused = send_text(service(provider), conversation_id, key="k-409")
+
+    assert refused.status_code == 409 and refused.body["error"]["code"] == "channel_disabled"
+    assert _idempotency_item("k-409") is None and provider.sends() == []
+
+
+def test_a_tenant_id_that_is_not_one_is_403_and_nothing_is_sent(
+    env: Resources, provider: ScriptedProvider, invoke: Invoke, api_event: ApiEvents, claims: Any
+) -> None:
+    conversation_id = inbound(twilio_channel())
+    body = {"type": "text", "text": "Hi"}
+
+    for odd in ("acme#send", " acme"):
+        status, refused = answer(invoke(SEND, send_event(api_event, claims, conversation_id, body, tenant=odd,
+                                                         key="k")))
+        assert status == 403 and refused["error"]["code"] == "forbidden", odd
+    assert provider.sends() == []
+
+
 def test_operator_send_sets_the_lock_and_the_conversation_activity(
     env: Resources, provider: ScriptedProvider, invoke: Invoke, api_event: ApiEvents, claims: Any
 ) -> None:
@@ -279,6 +375,25 @@ def test_operator_send_sets_the_lock_and_the_conversation_activity(
     assert timedelta(minutes=29) < lock - before < timedelta(minutes=31)
     assert conversation.last_message_at == body["created_at"]
     assert conversation.last_message_preview == "On it"
+
+
+def test_a_read_receipt_answers_the_target_message_with_its_media_url(
+    env: Resources, provider: ScriptedProvider, invoke: Invoke, api_event: ApiEvents, claims: Any
+) -> None:
+    """The answer is the API's message view: the stored image's presigned URL is signed with this function's role
+    (which must allow s3:GetObject on the media, checked by tests/iam_coverage.py)."""
+    wamid = "wamid.inbound-image"
+    key = "acme/conversation/message/0"
+    conversation_id = inbound(meta_channel(), provider_id=wamid,
+                              media=[MediaRef(content_type="image/jpeg", status="stored", s3_key=key)])
+
+    read = {"type": "read", "message_id": wamid}
+    status, body = answer(invoke(SEND, send_event(api_event, claims, conversation_id, read)))
+
+    assert status == 200, body
+    [media] = body["media"]
+    assert media["status"] == "stored" and f"/{key}?" in media["url"]
+    assert [json.loads(r["body"])["status"] for r in provider.sends()] == ["read"]
 
 
 def test_message_sent_event_reaches_the_bus(
@@ -364,6 +479,30 @@ def test_provider_window_rejection_is_422_and_the_message_is_stored_failed(
 
 
 @pytest.mark.parametrize(
+    ("script", "status_code", "code"),
+    [
+        ([Answer(400, {"code": 63016, "message": "outside the allowed window", "status": 400})], 422,
+         "provider_rejected"),
+        ([Answer(429, {"code": 20429, "message": "Too Many Requests", "status": 429})] * 3, 502,
+         "provider_unavailable"),
+    ],
+    ids=["422-provider-rejected", "502-retries-exhausted"],
+)
+def test_an_answer_after_the_provider_was_called_is_kept_for_the_key(
+    env: Resources, provider: ScriptedProvider, script: list[Answer], status_code: int, code: str
+) -> None:
+    conversation_id = inbound(twilio_channel())
+    provider.script.extend(script)
+
+    first = send_text(service(provider), conversation_id, key="k-failed")
+    again = send_text(service(provider), conversation_id, key="k-failed")
+
+    assert first.status_code == status_code and first.body["error"]["code"] == code
+    assert again.replayed and (again.status_code, again.body) == (first.status_code, first.body)
+    assert len(provider.sends()) == len(script)  # the replay called nobody
+
+
+@pytest.mark.parametrize(
     ("make_channel", "throttled"),
     [
         (twilio_channel, Answer(429, {"code": 20429, "message": "Too Many Requests", "status": 429})),
@@ -432,10 +571,12 @@ def test_concurrent_requests_with_one_key_send_once(env: Resources, provider: Sc
 def test_a_status_callback_that_beat_the_send_answer_is_merged(env: Resources, provider: ScriptedProvider) -> None:
     from gateway.domain.status import StatusUpdate
 
-    conversation_id = inbound(twilio_channel())
+    channel = twilio_channel()
+    conversation_id = inbound(channel)
     sid = "SM" + "3" * 32
     MessageRepository().apply_status(
-        "acme", StatusUpdate("twilio", sid, "delivered", "delivered", ids.iso(ids.utcnow()))
+        channel, StatusUpdate("twilio", sid, "delivered", "delivered", ids.iso(ids.utcnow())),
+        route_key=route_key_twilio(channel.phone_number),
     )
     provider.script.append(Answer(201, {"sid": sid, "status": "queued"}))
 
@@ -468,6 +609,24 @@ def test_meta_reaction_and_read_receipt_target_a_message_of_the_conversation(
     assert reaction_request["reaction"] == {"message_id": wamid, "emoji": "👍"}
     assert read_request == {"messaging_product": "whatsapp", "status": "read", "message_id": wamid}
     assert ConversationRepository().get("acme", conversation_id).unread_count == 0
+
+
+def test_a_read_receipt_is_kept_for_the_key_once_sent(env: Resources, provider: ScriptedProvider) -> None:
+    from gateway.services.send import ReadIn
+
+    wamid = "wamid.inbound-2"
+    conversation_id = inbound(meta_channel(), provider_id=wamid)
+    svc = service(provider)
+
+    def read(message_id: str) -> Any:
+        return svc.send("acme", "op", conversation_id, ReadIn(type="read", message_id=message_id),
+                        public_base_url=TEST_PUBLIC_BASE_URL, idempotency_key="k-read")
+
+    assert read("wamid.nope").status_code == 422  # no such message: not kept
+    first, again = read(wamid), read(wamid)
+
+    assert first.status_code == 200 and again.replayed and again.body == first.body
+    assert len(provider.sends()) == 1
 
 
 def test_a_request_that_died_after_storing_its_message_is_answered_from_it_never_resent(

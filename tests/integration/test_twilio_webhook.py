@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -233,6 +234,26 @@ def test_disabled_number_is_404_even_while_the_channel_is_cached(
         assert response["statusCode"] == 404, response
         assert body_of(response)["error"]["code"] == "channel_not_found"
     assert item_counts(aws)["MessagesTable"] == 2  # the first message and its provider-id claim, nothing since
+
+
+def test_a_number_connected_right_after_an_unknown_probe_gets_its_messages(
+    invoke: Invoke, events: Any, channel: Any, aws: Resources, api_event: ApiEvents, claims: Any
+) -> None:
+    """Twilio never retries a 404 (the Fallback URL gets one call): a cached "no such channel" must not
+    outlive the channel's creation by more than a second."""
+    from gateway.store.channels_repo import MISS_CACHE_SECONDS
+
+    new_number = "+14155230002"
+    probe = webhook(invoke, events, inbound(sid(74), To=f"whatsapp:{new_number}"))
+    assert probe["statusCode"] == 404  # this warm instance now caches the miss
+    created = invoke("ChannelsApiFunction", api_event("POST", "/v1/channels", claims=claims(), json={
+        "provider": "twilio", "name": "Second", "phone_number": new_number, "account_sid": ACCOUNT,
+        "auth_token": TOKEN}))
+    assert created["statusCode"] == 201, created
+    time.sleep(MISS_CACHE_SECONDS)  # a wait, not a deadline: more time passing changes nothing
+
+    assert_twiml(webhook(invoke, events, inbound(sid(75), To=f"whatsapp:{new_number}")))
+    assert item_counts(aws)["MessagesTable"] == 2  # the message and its provider-id claim
 
 
 def test_rotated_auth_token_is_accepted_at_once(invoke: Invoke, events: Any, channel: Any,
@@ -483,3 +504,64 @@ def test_status_callback_form_is_what_twilio_sends(invoke: Invoke, api_event: Ap
     })
     assert event["isBase64Encoded"] is True
     assert_twiml(invoke("StatusCallbackFunction", event))
+
+
+def test_a_status_for_a_channel_disabled_while_cached_is_404_and_changes_nothing(
+    invoke: Invoke, events: Any, channel: Any, outbound: Any, api_event: ApiEvents, claims: Any
+) -> None:
+    keys = outbound()
+    attach(keys, sid(39))
+    assert_twiml(status_callback(invoke, events, status_form(sid(39), "delivered")))  # warm: the channel is cached
+    deleted = invoke("ChannelsApiFunction", api_event("DELETE", f"/v1/channels/{channel['id']}", claims=claims()))
+    assert deleted["statusCode"] == 204
+
+    for params in (status_form(sid(39), "read"), status_form(sid(40), "delivered")):  # applied, or parked
+        response = status_callback(invoke, events, params)
+        assert response["statusCode"] == 404, response
+        assert body_of(response)["error"]["code"] == "channel_not_found"
+    assert stored(keys).status == "delivered"
+    assert claim_item(sid(40)) is None  # nothing parked either
+
+
+def test_a_status_naming_an_inbound_message_changes_nothing(invoke: Invoke, events: Any, channel: Any,
+                                                            api_event: ApiEvents, claims: Any) -> None:
+    assert_twiml(webhook(invoke, events, inbound(sid(41))))
+    for status in ("read", "failed"):
+        assert_twiml(status_callback(invoke, events, status_form(sid(41), status, ErrorCode="63016")))
+
+    (conversation,) = inbox(invoke, api_event, claims, "/v1/conversations")["items"]
+    (message,) = inbox(invoke, api_event, claims, f"/v1/conversations/{conversation['id']}/messages")["items"]
+    assert (message["direction"], message["status"], message["error"]) == ("inbound", "received", None)
+
+
+def test_a_parked_status_expires_unless_the_send_claims_it(invoke: Invoke, events: Any, channel: Any,
+                                                           outbound: Any) -> None:
+    """Parked statuses of ids no send of ours recorded (other apps on the account) carry the table's TTL; the
+    claim a send attaches and the dedupe claims of inbound messages never expire (docs/decisions.md D1)."""
+    from gateway.domain import ids
+    from gateway.store.messages_repo import PARKED_STATUS_TTL
+
+    before = ids.utcnow()
+    assert_twiml(status_callback(invoke, events, status_form(sid(42), "delivered")))
+    assert_twiml(status_callback(invoke, events, status_form(sid(43), "sent")))
+    assert_twiml(webhook(invoke, events, inbound(sid(44))))
+
+    for parked in (sid(42), sid(43)):
+        expires_at = claim_item(parked)["expires_at"]
+        assert (before + PARKED_STATUS_TTL).timestamp() - 1 <= expires_at
+        assert expires_at <= (ids.utcnow() + PARKED_STATUS_TTL).timestamp()
+    assert attach(outbound(), sid(43)) == "sent"
+    assert "expires_at" not in claim_item(sid(43))
+    assert "expires_at" not in claim_item(sid(44))
+    assert "expires_at" in claim_item(sid(42))
+
+
+def claim_item(provider_id: str) -> dict[str, Any] | None:
+    from gateway.store.models import ProviderMessageModel
+    from pynamodb.exceptions import DoesNotExist
+
+    try:
+        item = ProviderMessageModel.get(*ProviderMessageModel.key("acme", "twilio", provider_id), consistent_read=True)
+    except DoesNotExist:
+        return None
+    return dict(item.attribute_values)

@@ -16,7 +16,7 @@ from gateway.credentials import Secrets
 from gateway.domain.channel import Channel, ChannelStatus, Provider, route_key_meta, route_key_verify
 from gateway.domain.errors import BadRequest, Forbidden, InvalidSignature
 from gateway.http.webhook import WebhookRequest
-from gateway.services.meta_webhooks import MetaWebhooks, query_params
+from gateway.services.meta_webhooks import MAX_UNKNOWN_BEFORE_VERIFIED, MetaWebhooks, query_params
 
 from tests.meta_support import change_value, meta_bytes, notification, sign, status, text_message
 
@@ -41,8 +41,10 @@ def channel(tenant: str, number: str, verify_token: str | None = None) -> Channe
 class FakeChannels:
     routes: dict[str, Channel] = field(default_factory=dict)
     verified: list[tuple[str, str]] = field(default_factory=list)
+    looked_up: list[str] = field(default_factory=list)
 
     def resolve(self, key: str) -> Channel | None:
+        self.looked_up.append(key)
         return self.routes.get(key)
 
     def forget(self, keys: Any) -> None:
@@ -79,7 +81,8 @@ class FakeIngest:
             values["app_secret"] = self.app_secrets[ch.channel_id]
         return Secrets(values)
 
-    def store_message(self, ch: Channel, message: Any) -> str | None:
+    def store_message(self, ch: Channel, message: Any, *, route_key: str) -> str | None:
+        assert route_key == route_key_meta(ch.phone_number_id or "")
         if self.fail_storage:
             raise RuntimeError("DynamoDB is down")
         key = (ch.tenant_id, message.provider_message_id)
@@ -88,7 +91,8 @@ class FakeIngest:
         self.stored.append(key)
         return "msg_1"
 
-    def apply_status(self, ch: Channel, update: Any) -> str:
+    def apply_status(self, ch: Channel, update: Any, *, route_key: str) -> str:
+        assert route_key == route_key_meta(ch.phone_number_id or "")
         self.applied.append((ch.tenant_id, update.provider_message_id, update.status))
         return "applied"
 
@@ -169,6 +173,37 @@ def test_nothing_of_ours_verified_is_401(ingest: FakeIngest) -> None:
     no_own_secret = payload("333")  # the channel relies on a global secret this deployment lacks
     with pytest.raises(InvalidSignature):
         service(ingest).receive(request(no_own_secret, sign(no_own_secret, "")))
+
+
+def test_lookups_end_at_the_first_known_channel_whose_secret_does_not_verify(ingest: FakeIngest) -> None:
+    body = payload("222", "111", "999")
+    with pytest.raises(InvalidSignature):
+        service(ingest).receive(request(body, sign(body, "alpha-secret")))
+    assert ingest.channels.looked_up == [route_key_meta("222")]
+
+
+def test_unknown_numbers_looked_up_before_a_signature_verified_are_capped(ingest: FakeIngest) -> None:
+    unknown = [str(9000 + i) for i in range(MAX_UNKNOWN_BEFORE_VERIFIED + 5)]
+    body = payload(*unknown, "111")
+    with pytest.raises(InvalidSignature):  # signed by alpha's secret, but named after too many unknown numbers
+        service(ingest).receive(request(body, sign(body, "alpha-secret")))
+    assert len(ingest.channels.looked_up) == MAX_UNKNOWN_BEFORE_VERIFIED
+    assert ingest.stored == []
+
+    ingest.channels.looked_up.clear()
+    receipt = service(ingest, "global-secret").receive(request(body, sign(body, "global-secret")))
+    assert (receipt.stored, len(receipt.unknown_phone_number_ids)) == (1, len(unknown))  # verified first: no cap
+
+
+def test_a_verified_secret_lifts_the_cap_but_every_known_channel_must_still_verify(ingest: FakeIngest) -> None:
+    unknown = [str(9000 + i) for i in range(MAX_UNKNOWN_BEFORE_VERIFIED + 5)]
+    body = payload("111", *unknown)
+    receipt = service(ingest).receive(request(body, sign(body, "alpha-secret")))
+    assert (receipt.stored, len(receipt.unknown_phone_number_ids)) == (1, len(unknown))
+
+    late_other_tenant = payload("111", *unknown, "222")
+    with pytest.raises(InvalidSignature):
+        service(ingest).receive(request(late_other_tenant, sign(late_other_tenant, "alpha-secret")))
 
 
 @pytest.mark.parametrize("header", [None, "", "sha256=zz", "sha1=" + "a" * 40])

@@ -48,7 +48,7 @@ REVIEWED_TYPES = {
     "AWS::Cognito::UserPool": "no data at rest beyond users (encrypted by Cognito)",
     "AWS::Cognito::UserPoolClient": "no secret (GenerateSecret: false)",
     "AWS::Cognito::UserPoolGroup": "membership only",
-    "AWS::Serverless::HttpApi": "JWT authorizer by default; webhooks opt out and check signatures",
+    "AWS::Serverless::HttpApi": "JWT authorizer by default; webhooks opt out, check signatures, are throttled",
     "AWS::Serverless::LayerVersion": "code",
     "AWS::Serverless::Function": "policies checked by check_iam",
     "AWS::Logs::LogGroup": "default CloudWatch Logs encryption",
@@ -462,6 +462,32 @@ def _dead_letter_queues(doc: Doc) -> list[str]:
     })
 
 
+def check_webhook_throttling(doc: Doc) -> list[str]:
+    """Webhook routes have no authorizer: API Gateway throttles each one before a function runs, with limits an
+    operator sets as template parameters (with a default and a description)."""
+    problems = []
+    parameters = doc.get("Parameters") or {}
+    for function in webhook_functions(doc).values():
+        for event in (props(function).get("Events") or {}).values():
+            route = props(event)
+            if event.get("Type") != "HttpApi" or not str(route.get("Path")).startswith("/webhooks"):
+                continue
+            key = f"{str(route.get('Method')).upper()} {route.get('Path')}"
+            api = (doc.get("Resources") or {}).get(logical_id_of(route.get("ApiId")) or "") or {}
+            settings = (props(api).get("RouteSettings") or {}).get(key)
+            if not settings:
+                problems.append(f"webhook route {key} is not throttled (RouteSettings of its HttpApi)")
+                continue
+            for limit in ("ThrottlingRateLimit", "ThrottlingBurstLimit"):
+                name = logical_id_of(settings.get(limit))
+                parameter = parameters.get(name or "")
+                if not parameter:
+                    problems.append(f"{key}: {limit} is not a template parameter")
+                elif "Default" not in parameter or not parameter.get("Description"):
+                    problems.append(f"parameter {name} needs a Default and a Description")
+    return problems
+
+
 RULES: dict[str, Rule] = {
     "reviewed_types": check_reviewed_types,
     "public_access": check_public_access,
@@ -470,6 +496,7 @@ RULES: dict[str, Rule] = {
     "dead_letter_queue": check_dead_letter_queue,
     "alarms": check_alarms,
     "console_cdn": check_console_cdn,
+    "webhook_throttling": check_webhook_throttling,
 }
 
 
@@ -623,6 +650,12 @@ MUTATIONS: list[tuple[str, str, Callable[[Doc], Any]]] = [
      lambda d: props(_res(d, "ConsoleBucketPolicy"))["PolicyDocument"]["Statement"][0].pop("Condition")),
     ("console_cdn", "does not fall back to /index.html",
      lambda d: _distribution(d)["CustomErrorResponses"].pop(0)),
+    ("webhook_throttling", "webhook route POST /webhooks/twilio is not throttled",
+     lambda d: props(_res(d, "HttpApi"))["RouteSettings"].pop("POST /webhooks/twilio")),
+    ("webhook_throttling", "GET /webhooks/meta: ThrottlingRateLimit is not a template parameter",
+     lambda d: props(_res(d, "HttpApi"))["RouteSettings"]["GET /webhooks/meta"].update(ThrottlingRateLimit=50)),
+    ("webhook_throttling", "needs a Default and a Description",
+     lambda d: d["Parameters"]["WebhookThrottlingBurstLimit"].pop("Description")),
     ("alarms", "dashboard does not show the depth of DeadLetterQueue",
      lambda d: props(_res(d, "Dashboard")).update(DashboardBody={"Fn::Sub": '{"widgets": [{"type": "text"}]}'})),
 ]

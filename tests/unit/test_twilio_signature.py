@@ -26,7 +26,7 @@ from twilio.request_validator import RequestValidator
 
 from local import TEMPLATE_PATH
 from local.template import load_template
-from local.testing import ApiEvents
+from local.testing import ApiEvents, readme_try_it
 
 BASE_URL = "https://hooks.example.test"
 INBOUND_URL = BASE_URL + "/webhooks/twilio"
@@ -74,12 +74,13 @@ class FakeIngest:
     def secrets(self, ch: Channel) -> Secrets:
         return Secrets(next(s for c, s in self.routes.values() if c.channel_id == ch.channel_id))
 
-    def store_message(self, ch: Channel, message: Any, *, route_key: str | None = None) -> str:
+    def store_message(self, ch: Channel, message: Any, *, route_key: str) -> str:
         assert route_key == route_key_twilio(ch.phone_number)
         self.stored.append((ch.tenant_id, message))
         return "msg_1"
 
-    def apply_status(self, ch: Channel, update: Any) -> str:
+    def apply_status(self, ch: Channel, update: Any, *, route_key: str) -> str:
+        assert route_key == route_key_twilio(ch.phone_number)
         self.statuses.append((ch.tenant_id, update))
         return "applied"
 
@@ -403,7 +404,8 @@ def test_our_algorithm_is_twilios(url: str, pairs: list[tuple[str, str]], token:
 
 
 # ---------------------------------------------------------------------------------------------- events/ samples
-SAMPLE_TOKEN = "sample-auth-token-0123456789abcdef"  # documented in events/README.md
+# The README's "Try it" channel (a documented sample value, so not a test secret: make dev prints it).
+SAMPLE_TOKEN = readme_try_it()["channels"]["twilio"]["auth_token"]
 
 
 @pytest.mark.parametrize(("name", "path"), [("twilio_inbound", "/webhooks/twilio"),

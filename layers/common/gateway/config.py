@@ -25,9 +25,11 @@ class Settings(BaseModel):
     meta_graph_api_version: str = "v25.0"
     meta_app_secret: str = Field(default="", repr=False)
     media_allowed_hosts: tuple[str, ...] = ()
+    # The local stack's relaxation only (local/dev.py; template.yaml never sets it): hosts named exactly on
+    # media_allowed_hosts may resolve to loopback and be fetched over plain http (gateway/egress.py).
+    media_allow_loopback: bool = False
     twilio_api_base_url: str = "https://api.twilio.com"
     meta_graph_base_url: str = "https://graph.facebook.com"
-    channel_cache_ttl_seconds: float = 60.0
     credentials_cache_ttl_seconds: float = 300.0
     provider_timeout_seconds: float = 8.0
 
@@ -60,6 +62,7 @@ class Settings(BaseModel):
             "meta_graph_api_version": "META_GRAPH_API_VERSION",
             "meta_app_secret": "META_APP_SECRET",
             "media_allowed_hosts": "MEDIA_ALLOWED_HOSTS",
+            "media_allow_loopback": "MEDIA_ALLOW_LOOPBACK",
             "twilio_api_base_url": "TWILIO_API_BASE_URL",
             "meta_graph_base_url": "META_GRAPH_BASE_URL",
         }

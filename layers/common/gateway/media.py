@@ -4,9 +4,10 @@ The response body is read in small chunks through a file-like wrapper that hashe
 size limit as the bytes pass; boto3's transfer manager uploads it as a multipart upload with bounded
 concurrency, so memory stays at about ``part size × (concurrency + 1)`` whatever the file size.
 
-Redirects are followed by hand so that every hop's host is checked against the allow-list and credentials go
-only to the host they were issued for (Twilio's API host answers with a redirect to a CDN that must not see
-the account's auth token).
+Redirects are followed by hand so that every hop is checked (``gateway.egress``: one parser, the allow-list,
+https) and credentials go only to the origin they were issued for (Twilio's API host answers with a redirect to
+a CDN that must not see the account's auth token). The session's connections check the host and every resolved
+address again at connect time (``gateway.egress_session``).
 """
 
 from __future__ import annotations
@@ -22,9 +23,12 @@ from urllib.parse import urljoin, urlsplit
 from urllib3 import exceptions as urllib3_errors
 
 from gateway.aws import client as aws_client
+from gateway.domain.media import serving_headers
+from gateway.egress import EgressPolicy, ForbiddenDestination, UnsafeUrl, origin
 
 if TYPE_CHECKING:
     import requests
+    from urllib3.util.url import Url
 
 MB = 1024 * 1024
 # WhatsApp's limits per type (PROTOCOLS §10); anything else is treated as a document.
@@ -61,7 +65,7 @@ class MediaRequest:
     content_type: str | None = None
 
     def __repr__(self) -> str:  # never print credentials
-        return f"MediaRequest(url={urlsplit(self.url).netloc!r}, has_auth={bool(self.auth or self.headers)})"
+        return f"MediaRequest(host={urlsplit(self.url).hostname!r}, has_auth={bool(self.auth or self.headers)})"
 
 
 @dataclass(frozen=True)
@@ -82,14 +86,6 @@ def sha256_matches(expected: str, digest: bytes) -> bool:
 
 def size_limit(kind: str) -> int:
     return SIZE_LIMITS.get(kind, SIZE_LIMITS["document"])
-
-
-def host_allowed(url: str, allowed_hosts: tuple[str, ...]) -> bool:
-    parts = urlsplit(url)
-    host = (parts.hostname or "").lower()
-    if parts.scheme not in {"https", "http"} or not host:
-        return False
-    return any(host == h or host.endswith("." + h) for h in allowed_hosts)
 
 
 class _CountingReader(io.RawIOBase):
@@ -144,14 +140,14 @@ class MediaStreamer:
         allowed_hosts: tuple[str, ...],
         bucket: str,
         *,
+        allow_loopback: bool = False,
         s3: Any = None,
-        session: requests.Session | None = None,
         timeout: float = 10.0,
     ) -> None:
-        self.allowed_hosts = allowed_hosts
+        self.policy = EgressPolicy(allowed_hosts, allow_loopback=allow_loopback)
         self.bucket = bucket
         self._s3 = s3
-        self._session = session
+        self._session: requests.Session | None = None
         self.timeout = timeout
 
     @property
@@ -163,29 +159,30 @@ class MediaStreamer:
     @property
     def session(self) -> requests.Session:
         if self._session is None:
-            import requests
+            from gateway.egress_session import checked_session
 
-            self._session = requests.Session()
+            self._session = checked_session(self.policy)
         return self._session
 
     def open(self, request: MediaRequest) -> requests.Response:
-        """GET with redirects followed by hand: allow-list on every hop, credentials only to the first host."""
+        """GET with redirects followed by hand: every hop checked, credentials only to the first origin."""
         import requests
 
-        url, origin = request.url, urlsplit(request.url).netloc.lower()
+        url = self._check(request.url)
+        first = origin(url)
         for _ in range(MAX_REDIRECTS + 1):
-            if not host_allowed(url, self.allowed_hosts):
-                raise MediaError(f"host {urlsplit(url).hostname!r} is not on the media allow-list")
-            same_origin = urlsplit(url).netloc.lower() == origin
+            same_origin = origin(url) == first
             try:
                 response = self.session.get(
-                    url,
+                    url.url,
                     headers=request.headers if same_origin else {},
                     auth=request.auth if same_origin else None,
                     stream=True,
                     allow_redirects=False,
                     timeout=self.timeout,
                 )
+            except ForbiddenDestination as error:
+                raise MediaError(f"refused: {error}") from error
             except requests.RequestException as error:
                 raise MediaError(f"download failed: {type(error).__name__}", retryable=True) from error
             if response.is_redirect or response.status_code in (301, 302, 303, 307, 308):
@@ -193,7 +190,7 @@ class MediaStreamer:
                 response.close()
                 if not location:
                     raise MediaError("redirect without a Location header")
-                url = urljoin(url, location)
+                url = self._check(urljoin(url.url, location))
                 continue
             if response.status_code >= 500 or response.status_code == 429:
                 response.close()
@@ -203,6 +200,12 @@ class MediaStreamer:
                 raise MediaError(f"provider answered {response.status_code}")
             return response
         raise MediaError(f"more than {MAX_REDIRECTS} redirects")
+
+    def _check(self, value: str) -> Url:
+        try:
+            return self.policy.check_url(value)
+        except UnsafeUrl as error:
+            raise MediaError(f"refused URL: {error}") from None
 
     def stream_to_s3(self, request: MediaRequest, key: str, *, kind: str) -> StoredMedia:
         """Download and upload in one pass. Verifies sha256 when the provider gave one (Meta)."""
@@ -234,7 +237,13 @@ class MediaStreamer:
                 reader,
                 self.bucket,
                 key,
-                ExtraArgs={"ContentType": content_type, "ServerSideEncryption": "AES256"},
+                ExtraArgs={
+                    "ContentType": content_type,
+                    # The declared type is kept; what is not safe inline is marked a download even for a URL
+                    # presigned elsewhere without overrides (event consumers get the bucket and key).
+                    "ContentDisposition": serving_headers(content_type)[1],
+                    "ServerSideEncryption": "AES256",
+                },
                 Config=config,
             )
         except MediaError:

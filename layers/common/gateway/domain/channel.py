@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from gateway.domain.keys import compose
+
 
 class Provider(StrEnum):
     TWILIO = "twilio"
@@ -47,15 +49,15 @@ class AutoReplyConfig(BaseModel):
 
 
 def route_key_twilio(phone_number: str) -> str:
-    return f"twilio#{phone_number}"
+    return compose("twilio", phone_number)
 
 
 def route_key_meta(phone_number_id: str) -> str:
-    return f"meta#{phone_number_id}"
+    return compose("meta", phone_number_id)
 
 
 def route_key_verify(verify_token: str) -> str:
-    return f"meta-verify#{verify_token}"
+    return compose("meta-verify", verify_token)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,8 @@ import hashlib
 import secrets
 from datetime import UTC, datetime
 
+from gateway.domain.keys import compose
+
 
 def _b32(data: bytes, length: int) -> str:
     return base64.b32encode(data).decode().rstrip("=").lower()[:length]
@@ -17,8 +19,10 @@ def new_id(prefix: str) -> str:
 
 
 def stable_id(prefix: str, *parts: str) -> str:
-    """Same inputs → same id. Lets a webhook upsert a conversation without reading it first."""
-    digest = hashlib.sha256("\x1f".join(parts).encode()).digest()
+    """Same inputs → same id. Lets a webhook upsert a conversation without reading it first.
+
+    The parts are joined by ``keys.compose`` (separator ``\x1f``), so different parts never hash the same input."""
+    digest = hashlib.sha256(compose(*parts, separator="\x1f").encode()).digest()
     return f"{prefix}_{_b32(digest, 24)}"
 
 

@@ -89,7 +89,11 @@ class InboundProcessor:
 
     def __post_init__(self) -> None:
         if self.streamer is None:
-            self.streamer = MediaStreamer(self.settings.media_allowed_hosts, self.settings.media_bucket)
+            self.streamer = MediaStreamer(
+                self.settings.media_allowed_hosts,
+                self.settings.media_bucket,
+                allow_loopback=self.settings.media_allow_loopback,
+            )
         if self.autoreply is None:
             self.autoreply = AutoReplyService(
                 messages=self.messages,
@@ -237,7 +241,7 @@ class InboundProcessor:
         outlive a presigned URL, and subscribers read the private bucket with their own IAM permissions."""
         if self._inbox is None:
             self._inbox = InboxService(conversations=self.conversations, messages=self.messages, settings=self.settings)
-        view = self._inbox.message_view(item)
+        view = self._inbox.message_view(item, presign=False)
         media = []
         for entry_view, raw in zip(view["media"], item.media or [], strict=True):
             entry = _plain(raw)

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from gateway.aws import client as aws_client
 from gateway.config import Settings, get_settings
+from gateway.domain.media import serving_headers
 from gateway.store.conversations_repo import ConversationRepository
 from gateway.store.messages_repo import MessageRepository
 from gateway.store.models import ConversationModel, MessageModel
@@ -83,7 +84,10 @@ class InboxService:
             self.conversations.get(tenant_id, conversation_id)  # 404 for a conversation that is not theirs
         return {"items": [self.message_view(m) for m in page.items], "next_cursor": page.next_cursor}
 
-    def message_view(self, item: MessageModel) -> dict[str, Any]:
+    def message_view(self, item: MessageModel, *, presign: bool = True) -> dict[str, Any]:
+        """The API's view of a message; ``presign=False`` leaves media ``url`` None (a URL signs with the caller's
+        role, which must then allow s3:GetObject: sign only what someone will use)."""
+        media = [m.as_dict() if hasattr(m, "as_dict") else dict(m) for m in item.media or []]
         return {
             "id": item.message_id,
             "conversation_id": item.conversation_id,
@@ -93,7 +97,7 @@ class InboxService:
             "provider_message_id": item.provider_message_id,
             "type": item.type,
             "text": item.text,
-            "media": [self._media_view(m.as_dict() if hasattr(m, "as_dict") else dict(m)) for m in item.media or []],
+            "media": [self._media_view(m, presign) for m in media],
             "location": item.location,
             "context": item.context,
             "content": item.content,
@@ -104,12 +108,19 @@ class InboxService:
             "status_updated_at": item.status_updated_at,
         }
 
-    def _media_view(self, media: dict[str, Any]) -> dict[str, Any]:
+    def _media_view(self, media: dict[str, Any], presign: bool) -> dict[str, Any]:
         url = None
-        if media.get("status") == "stored" and media.get("s3_key"):
+        if presign and media.get("status") == "stored" and media.get("s3_key"):
+            # A contact's HTML or SVG must never render as a page: the URL fixes the type and disposition.
+            content_type, disposition = serving_headers(media.get("content_type"), media.get("filename"))
             url = self._s3().generate_presigned_url(
                 "get_object",
-                Params={"Bucket": self.settings.media_bucket, "Key": media["s3_key"]},
+                Params={
+                    "Bucket": self.settings.media_bucket,
+                    "Key": media["s3_key"],
+                    "ResponseContentType": content_type,
+                    "ResponseContentDisposition": disposition,
+                },
                 ExpiresIn=PRESIGNED_URL_SECONDS,
             )
         return {

@@ -7,6 +7,8 @@ call: channel routes and decrypted secrets are cached in memory.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from gateway.credentials import CredentialsCipher, Secrets
@@ -31,19 +33,25 @@ class IngestService:
     def secrets(self, channel: Channel) -> Secrets:
         return self.cipher.decrypt(channel.tenant_id, channel.channel_id, channel.credentials_ciphertext)
 
-    def store_message(self, channel: Channel, message: InboundMessage, *, route_key: str | None = None) -> str | None:
+    def store_message(self, channel: Channel, message: InboundMessage, *, route_key: str) -> str | None:
         """The new message id, or None for a redelivery (nothing changed).
 
-        With ``route_key`` (the address the channel was resolved by), a channel disabled since it was cached is
-        refused in the same transaction: ChannelNotFound, the cache entry dropped, nothing stored.
+        ``route_key`` is the address the channel was resolved by: a channel disabled since it was cached is
+        refused in the same transaction (ChannelNotFound, the cache entry dropped, nothing stored).
         """
-        try:
+        with self._forgetting(route_key):
             return self.messages.record_inbound(channel, message, route_key=route_key)
-        except ChannelNotFound:
-            if route_key is not None:
-                self.channels.forget([route_key])
-            raise
 
-    def apply_status(self, channel: Channel, update: StatusUpdate) -> str:
-        """``applied`` | ``stale`` | ``parked`` (see MessageRepository.apply_status)."""
-        return self.messages.apply_status(channel.tenant_id, update)
+    def apply_status(self, channel: Channel, update: StatusUpdate, *, route_key: str) -> str:
+        """``applied`` | ``stale`` | ``parked`` (see MessageRepository.apply_status); like ``store_message``,
+        ChannelNotFound when the channel was disabled since it was cached (nothing changed)."""
+        with self._forgetting(route_key):
+            return self.messages.apply_status(channel, update, route_key=route_key)
+
+    @contextmanager
+    def _forgetting(self, route_key: str) -> Iterator[None]:
+        try:
+            yield
+        except ChannelNotFound:
+            self.channels.forget([route_key])
+            raise

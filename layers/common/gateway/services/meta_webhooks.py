@@ -15,10 +15,14 @@ Notification POST, in this order (docs/decisions.md D8):
 4. every phone number id is resolved to its active channel (cached while warm);
 5. unless the global secret verified the bytes, the signature must verify under the app secret of EVERY
    channel the notification names (a secret stored for one tenant's channel cannot vouch for another tenant's
-   number), and at least one channel must be known: no secret of ours → 401, fail closed;
-6. every entry × change × message/status is stored; unknown numbers, Meta's ``errors``, other fields and
-   unusable items are reported and counted, and the answer is still 200 so Meta does not retry them. Storage
-   trouble propagates (5xx: Meta retries, and the conditional writes make the retry harmless).
+   number), and at least one channel must be known: no secret of ours → 401, fail closed. Steps 4 and 5 go
+   together, number by number: the first failure ends them, and until a secret has verified the bytes at most
+   MAX_UNKNOWN_BEFORE_VERIFIED unknown numbers are looked up;
+6. every entry × change × message/status is stored, each write re-checking that the number is still claimed
+   by its channel (a channel disabled while cached is from then on an unknown number); unknown numbers, Meta's
+   ``errors``, other fields and unusable items are reported and counted, and the answer is still 200 so Meta
+   does not retry them. Storage trouble propagates (5xx: Meta retries, and the conditional writes make the
+   retry harmless).
 
 The tenant comes only from the channel resolved from the verified notification.
 """
@@ -34,7 +38,7 @@ from urllib.parse import parse_qsl
 from gateway.config import Settings, get_settings
 from gateway.domain import ids
 from gateway.domain.channel import Channel, Provider, route_key_meta, route_key_verify
-from gateway.domain.errors import BadRequest, Forbidden, InvalidSignature
+from gateway.domain.errors import BadRequest, ChannelNotFound, Forbidden, InvalidSignature
 from gateway.http.webhook import WebhookRequest
 from gateway.observability import logger
 from gateway.providers import meta_webhook as mw
@@ -42,6 +46,8 @@ from gateway.services.ingest import IngestService
 
 # Meta batches per WABA; no genuine notification speaks for more numbers than this.
 MAX_PHONE_NUMBER_IDS = 100
+# Unknown numbers looked up (one read each) before any signature has verified; more, and the request is refused.
+MAX_UNKNOWN_BEFORE_VERIFIED = 10
 _HUB_PARAMS = ("hub.mode", "hub.verify_token", "hub.challenge")
 
 
@@ -119,30 +125,40 @@ class MetaWebhooks:
         numbers = notification.phone_number_ids
         if len(numbers) > MAX_PHONE_NUMBER_IDS:
             raise BadRequest(f"The notification names more than {MAX_PHONE_NUMBER_IDS} phone numbers.")
-        channels = {number: self.ingest.channel_for(route_key_meta(number)) for number in numbers}
-        if not by_global:
-            self._authenticate(body, digest, channels)
-        return self._process(notification, channels)
+        return self._process(notification, self._channels(numbers, body, digest, verified=by_global))
 
-    def _authenticate(self, body: bytes, digest: bytes, channels: Mapping[str, Channel | None]) -> None:
-        """The bytes must verify under the secret bound to every known channel they name (its own app secret,
-        else the deployment's); at least one must be known. One answer for every failure: nothing tells a
-        forger which numbers exist."""
-        checked: dict[str, bool] = {}
-        known = 0
-        for channel in channels.values():
+    def _channels(self, numbers: list[str], body: bytes, digest: bytes, *, verified: bool) -> dict[str, Channel | None]:
+        """Each number's active channel (None: unknown), authenticated as they are found (docs/decisions.md D8).
+
+        Unless ``verified`` (the deployment's secret vouched for the bytes), the bytes must verify under the
+        secret bound to every known channel named (its own app secret, else the deployment's), the first failure
+        ends the lookups, and at least one channel must be known. Until a secret has verified them, at most
+        MAX_UNKNOWN_BEFORE_VERIFIED unknown numbers are looked up: unsigned noise costs a few reads, not one per
+        number named. One answer for every failure: nothing tells a forger which numbers exist.
+        """
+        channels: dict[str, Channel | None] = {}
+        verdicts: dict[str, bool] = {}  # secret → whether the bytes verify under it
+        proven, unknown = verified, 0
+        for number in numbers:
+            if not proven and unknown >= MAX_UNKNOWN_BEFORE_VERIFIED:
+                raise InvalidSignature("The X-Hub-Signature-256 does not match this payload.")
+            channel = channels[number] = self.ingest.channel_for(route_key_meta(number))
             if channel is None:
+                unknown += 1
+                continue
+            if verified:
                 continue
             secret = self.ingest.secrets(channel).get("app_secret") or self.settings.meta_app_secret
-            if secret not in checked:
-                checked[secret] = mw.signature_valid(body, digest, secret)
-            if not checked[secret]:
+            if secret not in verdicts:
+                verdicts[secret] = mw.signature_valid(body, digest, secret)
+            if not verdicts[secret]:
                 raise InvalidSignature("The X-Hub-Signature-256 does not match this payload.")
-            known += 1
-        if not known:
+            proven = True
+        if not proven:
             raise InvalidSignature("The X-Hub-Signature-256 does not match this payload.")
+        return channels
 
-    def _process(self, notification: mw.Notification, channels: Mapping[str, Channel | None]) -> Receipt:
+    def _process(self, notification: mw.Notification, channels: dict[str, Channel | None]) -> Receipt:
         receipt = Receipt()
         if not notification.whatsapp:
             receipt.other_fields[f"object:{notification.object}"] += 1
@@ -151,31 +167,39 @@ class MetaWebhooks:
             if change.field != mw.MESSAGES_FIELD:
                 receipt.other_fields[change.field] += 1
                 continue
-            channel = channels.get(change.phone_number_id or "")
+            number = change.phone_number_id or ""
+            channel = channels.get(number)
             content = mw.normalize_change(change.value, now=now)
             if channel is None:
-                receipt.unknown_phone_number_ids.append(change.phone_number_id or "")
-                logger.warning(
-                    "meta notification for an unknown phone number",
-                    extra={
-                        "phone_number_id": change.phone_number_id,
-                        "messages": len(content.messages),
-                        "statuses": len(content.statuses),
-                    },
-                )
+                self._unknown(number, content, receipt)
                 continue
             receipt.channels.add(channel.channel_id)
             self._report(channel, content, receipt)
-            for message in content.messages:
-                if self.ingest.store_message(channel, message) is None:
-                    receipt.duplicates += 1
-                else:
-                    receipt.stored += 1
-            for update in content.statuses:
-                receipt.statuses[self.ingest.apply_status(channel, update)] += 1
-            if content.ignored_statuses:
-                receipt.statuses["ignored"] += len(content.ignored_statuses)
+            try:
+                self._store(channel, route_key_meta(number), content, receipt)
+            except ChannelNotFound:  # disabled since this instance cached it: unknown from now on
+                channels[number] = None
+                self._unknown(number, content, receipt)
         return receipt
+
+    def _store(self, channel: Channel, route_key: str, content: mw.ChangeContent, receipt: Receipt) -> None:
+        for message in content.messages:
+            if self.ingest.store_message(channel, message, route_key=route_key) is None:
+                receipt.duplicates += 1
+            else:
+                receipt.stored += 1
+        for update in content.statuses:
+            receipt.statuses[self.ingest.apply_status(channel, update, route_key=route_key)] += 1
+        if content.ignored_statuses:
+            receipt.statuses["ignored"] += len(content.ignored_statuses)
+
+    @staticmethod
+    def _unknown(number: str, content: mw.ChangeContent, receipt: Receipt) -> None:
+        receipt.unknown_phone_number_ids.append(number)
+        logger.warning(
+            "meta notification for an unknown phone number",
+            extra={"phone_number_id": number, "messages": len(content.messages), "statuses": len(content.statuses)},
+        )
 
     @staticmethod
     def _report(channel: Channel, content: mw.ChangeContent, receipt: Receipt) -> None:

@@ -3,7 +3,9 @@
 What happens, in order (each step's failure is its own answer):
 
 1. ``Idempotency-Key`` (optional): the key is claimed with a conditional put (``in_progress``). Same key and same
-   body → the first answer, nothing sent again (a concurrent duplicate waits for it); another body → 409.
+   body → the first answer, nothing sent again (a concurrent duplicate waits for it); another body → 409. Only
+   answers given once the send started executing (the provider was called) are kept: a refusal that changed
+   nothing (404, 409 ``channel_disabled``, 422 before the provider call) releases the key for a corrected retry.
 2. The conversation is read under the caller's tenant (another tenant's id answers 404 like a missing one), its
    channel must be active, the provider must be able to express the request (422 ``validation_error``).
 3. Free-form messages need the 24-hour customer-service window, counted from the contact's last inbound
@@ -30,7 +32,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -54,6 +55,7 @@ from gateway.domain.errors import (
     ValidationFailed,
 )
 from gateway.domain.outbound import Outbound, ProviderSendResult, Template
+from gateway.egress import UnsafeUrl, parse_strict
 from gateway.events import MESSAGE_SENT, EventPublisher
 from gateway.http.errors import status_for
 from gateway.observability import logger, metrics
@@ -74,8 +76,13 @@ _IDEMPOTENCY_KEY = re.compile(r"[\x21-\x7e]{1,255}")
 
 # ------------------------------------------------------------------------------------------ request bodies
 def _https_url(value: str) -> str:
-    parts = urlsplit(value)
-    if parts.scheme != "https" or not parts.hostname or any(c.isspace() for c in value):
+    """The provider fetches it, not us, but it is read like every URL the gateway handles (gateway/egress.py):
+    no backslash, user name, whitespace or control character that parsers could read apart."""
+    try:
+        url = parse_strict(value)
+    except UnsafeUrl as error:
+        raise ValueError(f"must be an https:// URL the provider can fetch ({error})") from None
+    if url.scheme != "https":
         raise ValueError("must be an https:// URL the provider can fetch")
     return value
 
@@ -223,7 +230,8 @@ class RetryPolicy:
 
 @dataclass
 class _Progress:
-    """What a run has done so far, for the idempotency bookkeeping when it fails unexpectedly."""
+    """What a run has done so far, for the idempotency bookkeeping: ``provider_called`` is the point from which
+    an answer is kept (docs/decisions.md D10)."""
 
     stored: Callable[[dict[str, Any]], None] | None = None
     provider_called: bool = False
@@ -307,11 +315,13 @@ class SendService:
             # can run. After it, the key stays in_progress with the stored message: a retry recovers from it
             # (``_recover``) instead of risking a second send.
             if not progress.provider_called:
-                try:
-                    self.idempotency.release(item)
-                except Exception:
-                    logger.exception("could not release an idempotency key")
+                self._release(item)
             raise
+        if not progress.provider_called:
+            # Refused before the send started (conversation not found, channel disabled, validation, outside the
+            # window): nothing changed, so the answer is not kept for 24 h; the same key works once corrected.
+            self._release(item)
+            return result
         try:
             self.idempotency.complete(item, result.status_code, result.body)
         except Exception:
@@ -320,6 +330,12 @@ class SendService:
             logger.exception("could not record the answer of an idempotency key")
             metrics.add_metric(name="IdempotencyNotRecorded", unit="Count", value=1)
         return result
+
+    def _release(self, item: IdempotencyModel) -> None:
+        try:
+            self.idempotency.release(item)
+        except Exception:
+            logger.exception("could not release an idempotency key")
 
     def _recover(self, run: _Run, mine: IdempotencyModel, abandoned: IdempotencyModel) -> SendResult:
         """Finish the answer of a request that died. If it had stored a message, that message's fate decides:
@@ -445,7 +461,7 @@ class _Run:
         secrets = svc.secrets(channel)
         if outbound.type == "read":
             assert target is not None
-            return self._mark_read(provider, channel, secrets, target)
+            return self._mark_read(progress, provider, channel, secrets, target)
         return self._send(progress, provider, channel, secrets, conversation, outbound, now)
 
     @staticmethod
@@ -460,7 +476,7 @@ class _Run:
         )
 
     def _mark_read(
-        self, provider: ProviderPort, channel: Channel, secrets: Secrets, target: MessageModel
+        self, progress: _Progress, provider: ProviderPort, channel: Channel, secrets: Secrets, target: MessageModel
     ) -> SendResult:
         svc = self.service
         pmid = str(target.provider_message_id)
@@ -468,6 +484,7 @@ class _Run:
         def call() -> None:
             provider.mark_read(channel, secrets, pmid)
 
+        progress.provider_called = True
         try:
             svc.call_provider(call, what="mark_read")
         except ProviderError as error:

@@ -10,8 +10,8 @@ Order of checks, the same for both:
 
 The tenant comes only from the resolved channel. Warm, this costs one DynamoDB request (the store) and no KMS
 call: routes and decrypted tokens are cached by IngestService. The cache cannot make a disabled channel accept
-messages (the store's transaction re-checks the number's claim) nor lock out a rotated token (a signature that
-fails against the cached channel is retried once against a fresh read).
+messages or statuses (the store's transaction re-checks the number's claim) nor lock out a rotated token (a
+signature that fails against the cached channel is retried once against a fresh read).
 """
 
 from __future__ import annotations
@@ -75,7 +75,7 @@ class TwilioWebhooks:
         update = tw.parse_status(params, ids.iso(ids.utcnow()))
         if update is None:
             return StatusOutcome(channel, tw.message_sid(params), None, "ignored")
-        result = self.ingest.apply_status(channel, update)
+        result = self.ingest.apply_status(channel, update, route_key=route_key)
         return StatusOutcome(channel, update.provider_message_id, update.status, result)
 
     # ------------------------------------------------------------------ checks

@@ -2,13 +2,18 @@
 
 Creating, disabling and re-keying a channel are single transactions over the channel and its route claims, so
 "one active channel per Twilio number / Meta phone_number_id / verify token across all tenants" holds under
-concurrency. Webhook lookups read the claim then the channel, strongly consistent, cached briefly while warm.
+concurrency. Webhook lookups read the claim then the channel, strongly consistent, cached while warm: a known
+channel for HIT_CACHE_SECONDS (the webhooks' writes re-check its route claim, so a disabled channel stops at
+once), "no such channel" for MISS_CACHE_SECONDS only (a channel created a moment after a probe must be found).
+Both caches are bounded and evict their least recently used entries; misses live apart from hits, so a flood of
+unknown addresses never pushes a known channel out (docs/decisions.md D15, D22).
 """
 
 from __future__ import annotations
 
 import threading
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError
@@ -17,6 +22,42 @@ from pynamodb.transactions import TransactWrite
 from gateway.domain.channel import Channel, ChannelStatus, Provider
 from gateway.domain.errors import ChannelExists, ChannelNotFound, Conflict
 from gateway.store.models import ChannelModel, RouteModel, tenant_pk, transaction_connection
+
+HIT_CACHE_SECONDS = 60.0
+MISS_CACHE_SECONDS = 1.0
+HIT_CACHE_SIZE = 4096
+MISS_CACHE_SIZE = 1024
+
+
+class ExpiringLru[V]:
+    """At most ``size`` entries, each valid for ``ttl`` seconds; the least recently used goes first. Not
+    thread-safe on its own (ChannelRepository holds its lock around it)."""
+
+    def __init__(self, size: int, ttl: float) -> None:
+        self._size, self._ttl = size, ttl
+        self._entries: OrderedDict[str, tuple[float, V]] = OrderedDict()
+
+    def get(self, key: str, now: float) -> tuple[bool, V | None]:
+        entry = self._entries.get(key)
+        if entry is None:
+            return False, None
+        if entry[0] <= now:
+            del self._entries[key]
+            return False, None
+        self._entries.move_to_end(key)
+        return True, entry[1]
+
+    def put(self, key: str, value: V, now: float) -> None:
+        self._entries[key] = (now + self._ttl, value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def pop(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
 
 def _to_domain(item: ChannelModel) -> Channel:
@@ -80,10 +121,18 @@ def _claim_conflict(error: TransactWriteError) -> bool:
 
 
 class ChannelRepository:
-    def __init__(self, cache_ttl_seconds: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
-        self._ttl = cache_ttl_seconds
+    def __init__(
+        self,
+        *,
+        hit_seconds: float = HIT_CACHE_SECONDS,
+        miss_seconds: float = MISS_CACHE_SECONDS,
+        hit_size: int = HIT_CACHE_SIZE,
+        miss_size: int = MISS_CACHE_SIZE,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._clock = clock
-        self._route_cache: dict[str, tuple[float, Channel | None]] = {}
+        self._hits: ExpiringLru[Channel] = ExpiringLru(hit_size, hit_seconds)
+        self._misses: ExpiringLru[None] = ExpiringLru(miss_size, miss_seconds)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------------ tenant-facing
@@ -145,17 +194,21 @@ class ChannelRepository:
 
     # ------------------------------------------------------------------ webhook-facing
     def resolve(self, route_key: str) -> Channel | None:
-        """The active channel that owns a provider address, or None. Cached for the warm path (also misses)."""
+        """The active channel that owns a provider address, or None. Cached for the warm path: a channel for
+        HIT_CACHE_SECONDS, a miss for MISS_CACHE_SECONDS (see the module's docstring)."""
         now = self._clock()
         with self._lock:
-            cached = self._route_cache.get(route_key)
-        if cached and cached[0] > now:
-            return cached[1]
+            found, channel = self._hits.get(route_key, now)
+            if found or self._misses.get(route_key, now)[0]:
+                return channel
         channel = self._resolve_uncached(route_key)
         with self._lock:
-            if len(self._route_cache) > 4096:
-                self._route_cache.clear()
-            self._route_cache[route_key] = (now + self._ttl, channel)
+            if channel is None:
+                self._hits.pop(route_key)
+                self._misses.put(route_key, None, now)
+            else:
+                self._misses.pop(route_key)
+                self._hits.put(route_key, channel, now)
         return channel
 
     def _resolve_uncached(self, route_key: str) -> Channel | None:
@@ -171,4 +224,5 @@ class ChannelRepository:
     def forget(self, route_keys: Iterable[str]) -> None:
         with self._lock:
             for key in route_keys:
-                self._route_cache.pop(key, None)
+                self._hits.pop(key)
+                self._misses.pop(key)

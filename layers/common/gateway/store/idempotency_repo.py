@@ -15,13 +15,15 @@ from typing import Any, Literal
 
 from pynamodb.exceptions import DeleteError, DoesNotExist, PutError, UpdateError
 
-from gateway.store.models import IdempotencyModel, tenant_pk
+from gateway.domain.keys import compose
+from gateway.store.models import TENANT, IdempotencyModel
 
 IN_PROGRESS, DONE = "in_progress", "done"
 
 
 def idempotency_pk(tenant_id: str, scope: str, key: str) -> str:
-    return f"{tenant_pk(tenant_id)}#{scope}#{key}"
+    """``TENANT#<tenant>#<scope>#<key>``: the client's key goes last, so it may hold ``#`` (gateway.domain.keys)."""
+    return compose(TENANT, tenant_id, scope, key)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import timedelta
 from typing import Any
 
 from pynamodb.exceptions import DoesNotExist, TransactWriteError, UpdateError
@@ -29,6 +31,37 @@ from gateway.store.models import (
 from gateway.store.pagination import decode_cursor, encode_cursor
 
 _CONFLICT_RETRIES = 5
+# A status parked for a provider id no send of ours has recorded: usually the send's answer arrives a second later
+# and removes the TTL with the parked status; statuses of messages other apps sent on the same WhatsApp Business
+# Account are never claimed, and DynamoDB's TTL deletes them (docs/decisions.md D1).
+PARKED_STATUS_TTL = timedelta(days=7)
+
+
+@contextmanager
+def _transaction(channel: Channel | None = None, route_key: str | None = None) -> Iterator[TransactWrite]:
+    """One TransactWriteItems. With ``route_key``, its first item checks that the provider address is still
+    claimed by ``channel``: a webhook resolves its channel from a warm cache, and the check makes a channel
+    disabled a moment ago refuse at once (ChannelNotFound, nothing written), at no extra request."""
+    try:
+        with TransactWrite(connection=transaction_connection()) as tx:
+            if channel is not None and route_key is not None:
+                still_ours = RouteModel.channel_id == channel.channel_id
+                tx.condition_check(RouteModel, *RouteModel.key(route_key), condition=still_ours)
+            yield tx
+    except TransactWriteError as error:
+        if route_key is not None and _codes(error)[:1] == ["ConditionalCheckFailed"]:
+            raise ChannelNotFound("The channel for this number was disabled.") from error
+        raise
+
+
+def _codes(error: TransactWriteError, *, guarded: bool = False) -> list[str | None]:
+    """The cancellation reason of each item, without the route check's when ``guarded``."""
+    codes = [r.code if r is not None else None for r in error.cancellation_reasons]
+    return codes[1:] if guarded else codes
+
+
+def _jitter(attempt: int, low: float, high: float) -> None:
+    time.sleep(random.uniform(low, high) * (attempt + 1))  # noqa: S311 - jitter, not crypto
 
 
 class MessageRepository:
@@ -122,28 +155,21 @@ class MessageRepository:
         ]
         for attempt in range(_CONFLICT_RETRIES):
             try:
-                with TransactWrite(connection=transaction_connection()) as tx:
-                    if route_key is not None:  # condition checks come first in the request
-                        still_ours = RouteModel.channel_id == channel.channel_id
-                        tx.condition_check(RouteModel, *RouteModel.key(route_key), condition=still_ours)
+                with _transaction(channel, route_key) as tx:
                     tx.save(claim, condition=ProviderMessageModel.pk.does_not_exist())
                     tx.save(item)
                     tx.update(conversation, actions=[a for a in conversation_actions if a is not None])
                     tx.update(contact, actions=[a for a in contact_actions if a is not None])
                 return message_id
             except TransactWriteError as error:
-                codes = [r.code if r is not None else None for r in error.cancellation_reasons]
-                if route_key is not None:
-                    if codes and codes[0] == "ConditionalCheckFailed":
-                        raise ChannelNotFound("The channel for this number was disabled.") from error
-                    codes = codes[1:]
+                codes = _codes(error, guarded=route_key is not None)
                 if codes and codes[0] == "ConditionalCheckFailed":
                     return None  # the claim exists: a redelivery of a stored message
                 if "TransactionConflict" not in codes or attempt == _CONFLICT_RETRIES - 1:
                     raise
                 # A concurrent delivery of the same message (or activity in the same conversation) holds the
                 # items; the retry either wins or sees the claim and reports a duplicate.
-                time.sleep(random.uniform(0.005, 0.02) * (attempt + 1))  # noqa: S311 - jitter, not crypto
+                _jitter(attempt, 0.005, 0.02)
         raise AssertionError("unreachable")
 
     # ------------------------------------------------------------------ outbound
@@ -238,6 +264,7 @@ class MessageRepository:
                 ProviderMessageModel.pending_error.remove(),
                 ProviderMessageModel.pending_at.remove(),
                 ProviderMessageModel.pending_details.remove(),
+                ProviderMessageModel.expires_at.remove(),  # a claim that points at a message never expires
             ]
             if claim is None:
                 claim_condition = ProviderMessageModel.pk.does_not_exist()
@@ -276,7 +303,7 @@ class MessageRepository:
                 if not retry or attempt == _CONFLICT_RETRIES - 1:
                     raise
                 # A status report parked (or changed the parked status) meanwhile: read the claim again.
-                time.sleep(random.uniform(0.002, 0.01) * (attempt + 1))  # noqa: S311 - jitter, not crypto
+                _jitter(attempt, 0.002, 0.01)
         raise AssertionError("unreachable")
 
     def fail_outbound(
@@ -379,24 +406,34 @@ class MessageRepository:
         return None
 
     # ------------------------------------------------------------------ statuses
-    def apply_status(self, tenant_id: str, update: st.StatusUpdate) -> str:
-        """Apply a provider status report forward-only. Returns ``applied``, ``stale`` or ``parked``.
+    def apply_status(self, channel: Channel, update: st.StatusUpdate, *, route_key: str) -> str:
+        """Apply a provider status report to our outbound message, forward-only. Returns ``applied``, ``stale``
+        or ``parked``; ChannelNotFound when ``route_key`` is no longer claimed by ``channel`` (disabled since the
+        webhook cached it: nothing changed).
 
-        ``stale``: the message already has this or a later status (duplicates and out-of-order reports land
-        here and change nothing). ``parked``: the message is not known yet (the callback beat the send
-        response); the report is kept on the provider-id claim and merged when the send records its id.
+        One GetItem of the provider-id claim (where the message is), then ONE TransactWriteItems: the route
+        check and the conditional update. ``stale``: the message already has this or a later status
+        (duplicates and out-of-order reports land here and change nothing), or the provider id is an inbound
+        message's, whose ``received`` no status may change. ``parked``: the message is not known yet (the
+        callback beat the send response); the report is kept on the provider-id claim, with a TTL, and merged
+        when the send records its id.
         """
-        key = ProviderMessageModel.key(tenant_id, update.provider, update.provider_message_id)
-        for _ in range(3):
+        key = ProviderMessageModel.key(channel.tenant_id, update.provider, update.provider_message_id)
+        for attempt in range(_CONFLICT_RETRIES):
             try:
                 claim = ProviderMessageModel.get(*key, consistent_read=True)
             except DoesNotExist:
                 claim = None
-            if claim is not None and claim.message_pk and claim.message_sk:
-                return self._update_message_status(claim.message_pk, claim.message_sk, update)
-            if self._park(key, tenant_id, update):
-                return "parked"
-            # The send recorded the message id between our read and the park: go round and apply it.
+            try:
+                if claim is not None and claim.message_pk and claim.message_sk:
+                    return self._update_message_status(claim.message_pk, claim.message_sk, update, channel, route_key)
+                if self._park(key, update, channel, route_key):
+                    return "parked"
+                # The send recorded the message id between our read and the park: go round and apply it.
+            except TransactWriteError as error:
+                if "TransactionConflict" not in _codes(error, guarded=True) or attempt == _CONFLICT_RETRIES - 1:
+                    raise
+                _jitter(attempt, 0.002, 0.01)  # another status or the send's attach holds the item: read again
         return "stale"
 
     @staticmethod
@@ -404,8 +441,9 @@ class MessageRepository:
         limit = st.RANK[st.DELIVERED] if new_status == st.FAILED else st.RANK[new_status]
         return attr_rank.does_not_exist() | (attr_rank < limit)
 
-    def _update_message_status(self, message_pk: str, message_sk: str, update: st.StatusUpdate) -> str:
-        message = MessageModel(message_pk, message_sk)
+    def _update_message_status(
+        self, message_pk: str, message_sk: str, update: st.StatusUpdate, channel: Channel, route_key: str
+    ) -> str:
         actions: list[Action] = [
             MessageModel.status.set(update.status),
             MessageModel.status_rank.set(st.RANK[update.status]),
@@ -415,22 +453,28 @@ class MessageRepository:
             actions.append(MessageModel.error.set(update.error))
         if update.details:
             actions.append(MessageModel.status_details.set(update.details))
-        condition = MessageModel.pk.exists() & self._forward_only(MessageModel.status_rank, update.status)
+        condition = (
+            MessageModel.pk.exists()
+            & (MessageModel.direction == Direction.OUTBOUND.value)
+            & self._forward_only(MessageModel.status_rank, update.status)
+        )
         try:
-            message.update(actions=actions, condition=condition)
-        except UpdateError as error:
-            if error.cause_response_code == "ConditionalCheckFailedException":
+            with _transaction(channel, route_key) as tx:
+                tx.update(MessageModel(message_pk, message_sk), actions=actions, condition=condition)
+        except TransactWriteError as error:
+            if _codes(error, guarded=True)[:1] == ["ConditionalCheckFailed"]:
                 return "stale"
             raise
         return "applied"
 
-    def _park(self, key: tuple[str, str], tenant_id: str, update: st.StatusUpdate) -> bool:
-        claim = ProviderMessageModel(*key)
+    def _park(self, key: tuple[str, str], update: st.StatusUpdate, channel: Channel, route_key: str) -> bool:
+        expires_at = int((ids.utcnow() + PARKED_STATUS_TTL).timestamp())
         actions: list[Action] = [
-            ProviderMessageModel.tenant_id.set(tenant_id),
+            ProviderMessageModel.tenant_id.set(channel.tenant_id),
             ProviderMessageModel.pending_status.set(update.status),
             ProviderMessageModel.pending_rank.set(st.RANK[update.status]),
             ProviderMessageModel.pending_at.set(update.at),
+            ProviderMessageModel.expires_at.set(expires_at),
         ]
         if update.error is not None:
             actions.append(ProviderMessageModel.pending_error.set(update.error))
@@ -440,9 +484,10 @@ class MessageRepository:
             ProviderMessageModel.pending_rank, update.status
         )
         try:
-            claim.update(actions=actions, condition=condition)
-        except UpdateError as error:
-            if error.cause_response_code != "ConditionalCheckFailedException":
+            with _transaction(channel, route_key) as tx:
+                tx.update(ProviderMessageModel(*key), actions=actions, condition=condition)
+        except TransactWriteError as error:
+            if _codes(error, guarded=True)[:1] != ["ConditionalCheckFailed"]:
                 raise
             try:
                 current = ProviderMessageModel.get(*key, consistent_read=True)

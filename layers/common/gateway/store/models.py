@@ -3,6 +3,7 @@
 Every tenant-owned item's partition key starts with ``TENANT#<tenant_id>``. The only items that do not are the
 route claims in the channels table, which map a provider address (Twilio number, Meta phone_number_id, Meta
 verify token) to the one tenant/channel that owns it: they exist to make that mapping unique across tenants.
+Every key is built by ``gateway.domain.keys.compose``, so different parts can never make the same key.
 """
 
 from __future__ import annotations
@@ -22,10 +23,14 @@ from pynamodb.indexes import AllProjection, GlobalSecondaryIndex
 from pynamodb.models import Model
 
 from gateway.config import Settings
+from gateway.domain.keys import compose, segment
+
+TENANT = "TENANT"
 
 
 def tenant_pk(tenant_id: str) -> str:
-    return f"TENANT#{tenant_id}"
+    """``TENANT#<tenant_id>``, the start of every tenant-led key: the tenant id is a segment even here."""
+    return compose(TENANT, segment(tenant_id))
 
 
 class _Base(Model):
@@ -75,7 +80,7 @@ class ChannelModel(_Base):
 
     @staticmethod
     def key(tenant_id: str, channel_id: str) -> tuple[str, str]:
-        return tenant_pk(tenant_id), f"CHANNEL#{channel_id}"
+        return tenant_pk(tenant_id), compose("CHANNEL", channel_id)
 
 
 class RouteModel(_Base):
@@ -89,7 +94,7 @@ class RouteModel(_Base):
 
     @staticmethod
     def key(route_key: str) -> tuple[str, str]:
-        return f"ROUTE#{route_key}", "ROUTE"
+        return compose("ROUTE", route_key), "ROUTE"
 
 
 # ------------------------------------------------------------------------------------ conversations table
@@ -119,7 +124,7 @@ class ContactModel(_Base):
 
     @staticmethod
     def key(tenant_id: str, phone: str) -> tuple[str, str]:
-        return tenant_pk(tenant_id), f"CONTACT#{phone}"
+        return tenant_pk(tenant_id), compose("CONTACT", phone)
 
 
 class ConversationModel(_Base):
@@ -149,11 +154,11 @@ class ConversationModel(_Base):
 
     @staticmethod
     def key(tenant_id: str, conversation_id: str) -> tuple[str, str]:
-        return tenant_pk(tenant_id), f"CONV#{conversation_id}"
+        return tenant_pk(tenant_id), compose("CONV", conversation_id)
 
     @staticmethod
     def activity_key(last_message_at: str, conversation_id: str) -> str:
-        return f"{last_message_at}#{conversation_id}"
+        return compose(last_message_at, conversation_id)
 
 
 # ----------------------------------------------------------------------------------------- messages table
@@ -187,11 +192,11 @@ class MessageModel(_Base):
 
     @staticmethod
     def partition(tenant_id: str, conversation_id: str) -> str:
-        return f"{tenant_pk(tenant_id)}#CONV#{conversation_id}"
+        return compose(TENANT, tenant_id, "CONV", conversation_id)
 
     @staticmethod
     def sort(created_at: str, message_id: str) -> str:
-        return f"MSG#{created_at}#{message_id}"
+        return compose("MSG", created_at, message_id)
 
 
 class ProviderMessageModel(_Base):
@@ -199,7 +204,9 @@ class ProviderMessageModel(_Base):
 
     The dedupe claim of an inbound message (its conditional put makes a redelivery change nothing) and the
     index from a provider message id to our message, used by status updates. A status that arrives before its
-    message is known is parked here and merged when the message records its provider id.
+    message is known is parked here and merged when the message records its provider id. ``expires_at`` (the
+    messages table's TTL attribute) is set only while a status is parked and nothing claims the id; claims that
+    point at a message never expire (docs/decisions.md D1).
     """
 
     class Meta(_Base.Meta):
@@ -214,10 +221,11 @@ class ProviderMessageModel(_Base):
     pending_error = JSONAttribute(null=True)
     pending_at = UnicodeAttribute(null=True)
     pending_details = JSONAttribute(null=True)
+    expires_at = NumberAttribute(null=True)
 
     @staticmethod
     def key(tenant_id: str, provider: str, provider_message_id: str) -> tuple[str, str]:
-        return f"{tenant_pk(tenant_id)}#PMSG#{provider}#{provider_message_id}", "PMSG"
+        return compose(TENANT, tenant_id, "PMSG", provider, provider_message_id), "PMSG"
 
 
 # -------------------------------------------------------------------------------------- idempotency table

@@ -493,6 +493,12 @@ def meta_status_notification(phone_number_id: str, wamid: str, recipient_id: str
     }
 
 
+def meta_webhook_headers(body: bytes, app_secret: str) -> dict[str, str]:
+    """The headers Meta posts a webhook notification with: ``X-Hub-Signature-256`` over the exact body bytes."""
+    signature = "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "X-Hub-Signature-256": signature, "User-Agent": "facebookexternalua"}
+
+
 def post_meta_statuses(url: str, app_secret: Callable[[str], str | None], phone_number_id: str, wamid: str,
                        recipient_id: str, *, billable: bool = False) -> threading.Thread:
     def posts() -> list[PlannedPost]:
@@ -506,9 +512,7 @@ def post_meta_statuses(url: str, app_secret: Callable[[str], str | None], phone_
             notification = meta_status_notification(phone_number_id, wamid, recipient_id, status, now=time.time(),
                                                     billable=billable)
             body = json.dumps(notification).encode("ascii")  # like Meta: non-ASCII escaped, signed as sent
-            signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-            planned.append((status, url, body, {"Content-Type": "application/json", "X-Hub-Signature-256": signature,
-                                                "User-Agent": "facebookexternalua"}))
+            planned.append((status, url, body, meta_webhook_headers(body, secret)))
         return planned
 
     return post_in_background(f"meta-statuses-{wamid}", posts)

@@ -17,8 +17,6 @@ call them directly.
 from __future__ import annotations
 
 import argparse
-import hashlib
-import hmac
 import json
 import mimetypes
 import os
@@ -34,6 +32,8 @@ from urllib.parse import urlencode
 import requests
 
 from local import TEMPLATE_PATH
+from local.dev import aws_env, channel_app_secret
+from local.sandbox import meta_webhook_headers
 from local.sign_twilio import twilio_signature
 from local.template import load_template
 
@@ -107,10 +107,7 @@ def meta_notification(*, phone_number_id: str, display_phone_number: str, busine
 
 def post_meta(webhook_url: str, app_secret: str, notification: dict[str, Any]) -> requests.Response:
     body = json.dumps(notification).encode("ascii")  # Meta escapes non-ASCII, and signs these exact bytes
-    signature = "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
-    return requests.post(webhook_url, data=body, timeout=TIMEOUT_S, headers={
-        "Content-Type": "application/json", "X-Hub-Signature-256": signature, "User-Agent": "facebookexternalua",
-    })
+    return requests.post(webhook_url, data=body, timeout=TIMEOUT_S, headers=meta_webhook_headers(body, app_secret))
 
 
 # ---------------------------------------------------------------------------------------------- media
@@ -143,8 +140,6 @@ def upload_media(sandbox_url: str, media: Media, account_sid: str | None = None)
 # ---------------------------------------------------------------------------------------------- the running stack
 def channel_and_secrets(state: dict[str, Any], to: str, provider: str | None) -> tuple[Any, dict[str, str]]:
     """The active channel that owns ``to`` and its decrypted secrets, read from the running stack's moto."""
-    from local.dev import aws_env
-
     os.environ.update(aws_env(state["aws_endpoint"], state["region"]))
     os.environ.update(state["env"])
     for spec in load_template(TEMPLATE_PATH).functions():  # the layer, where Lambda has /opt/python
@@ -183,7 +178,7 @@ def say(state: dict[str, Any], to: str, text: str, sender: str = DEFAULT_FROM, *
         form = twilio_form(to=channel.phone_number, account_sid=channel.account_sid, sender=sender, text=text,
                            name=name, media=pairs)
         return post_twilio(f"{base}/webhooks/twilio", found["auth_token"], form)
-    app_secret = found.get("app_secret") or state["env"].get("META_APP_SECRET")
+    app_secret = channel_app_secret(channel.phone_number_id)  # the channel's own, else the stack's META_APP_SECRET
     if not app_secret:
         raise SystemExit("the channel has no app secret and the stack no global META_APP_SECRET: nothing signs")
     meta_media = None

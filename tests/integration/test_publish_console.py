@@ -12,6 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
+from local.aws_actions import Recorder, install
 from local.provision import Resources
 from local.publish_console import Target, publish, stack_name, target_of
 
@@ -69,6 +70,16 @@ def dist(tmp_path: Path) -> Path:
     return tmp_path
 
 
+def _distribution(cloudfront: Any, bucket: str) -> str:
+    """A CloudFront distribution in moto in front of ``bucket`` (the template's is not provisioned locally)."""
+    return str(cloudfront.create_distribution(DistributionConfig={
+        "CallerReference": "t", "Comment": "", "Enabled": True,
+        "Origins": {"Quantity": 1, "Items": [{"Id": "o", "DomainName": f"{bucket}.s3.amazonaws.com",
+                                               "S3OriginConfig": {"OriginAccessIdentity": ""}}]},
+        "DefaultCacheBehavior": {"TargetOriginId": "o", "ViewerProtocolPolicy": "redirect-to-https"},
+    })["Distribution"]["Id"])
+
+
 def objects(s3: Any, bucket: str) -> dict[str, dict[str, Any]]:
     keys = [o["Key"] for o in s3.list_objects_v2(Bucket=bucket).get("Contents") or []]
     return {k: s3.get_object(Bucket=bucket, Key=k) for k in keys}
@@ -77,12 +88,7 @@ def objects(s3: Any, bucket: str) -> dict[str, dict[str, Any]]:
 def test_publish_uploads_the_build_and_config(aws: Resources, dist: Path) -> None:
     s3, cloudfront = boto3.client("s3"), boto3.client("cloudfront")
     bucket = aws.ref("ConsoleBucket")
-    distribution = cloudfront.create_distribution(DistributionConfig={
-        "CallerReference": "t", "Comment": "", "Enabled": True,
-        "Origins": {"Quantity": 1, "Items": [{"Id": "o", "DomainName": f"{bucket}.s3.amazonaws.com",
-                                               "S3OriginConfig": {"OriginAccessIdentity": ""}}]},
-        "DefaultCacheBehavior": {"TargetOriginId": "o", "ViewerProtocolPolicy": "redirect-to-https"},
-    })["Distribution"]["Id"]
+    distribution = _distribution(cloudfront, bucket)
     target = Target(bucket, distribution, target_of(STACK, "us-east-1").config)
     s3.put_object(Bucket=bucket, Key="assets/index-old.js", Body=b"0")
     s3.put_object(Bucket=bucket, Key="old-page.html", Body=b"<html>")
@@ -112,3 +118,19 @@ def test_publish_refuses_an_unbuilt_console(aws: Resources, tmp_path: Path) -> N
 
     with pytest.raises(SystemExit, match="build the console"):
         publish(boto3.client("s3"), boto3.client("cloudfront"), target, tmp_path)
+
+
+def test_publishing_is_no_function_s_doing(aws: Resources, dist: Path) -> None:
+    """The operator's credentials publish the console (docs/decisions.md D27): the IAM coverage check
+    (tests/iam_coverage.py) must attribute none of these S3 and CloudFront calls to a function's role."""
+    s3, cloudfront = boto3.client("s3"), boto3.client("cloudfront")
+    recorder = Recorder()  # the repository's template, as the suite's own recorder
+    undo = install(recorder)
+    try:
+        publish(s3, cloudfront, Target(aws.ref("ConsoleBucket"), _distribution(cloudfront, aws.ref("ConsoleBucket")),
+                                       target_of(STACK, "us-east-1").config), dist)
+    finally:
+        undo()
+
+    assert objects(s3, aws.ref("ConsoleBucket"))  # it did publish
+    assert recorder.uses() == []

@@ -16,7 +16,7 @@ export SAM_CLI_TELEMETRY := 0
 WEB       := web
 CHROMIUM  := /usr/bin/chromium
 # The console's inputs: a change to any of them rebuilds web/dist on the next make dev / make test.
-WEB_SRC   := $(shell find $(WEB)/src $(WEB)/public -type f 2>/dev/null) $(WEB)/index.html $(WEB)/vite.config.ts $(WEB)/tsconfig.json
+WEB_SRC   := $(shell find $(WEB)/src $(WEB)/public -type f 2>/dev/null) $(WEB)/index.html $(WEB)/vite.config.ts $(WEB)/tsconfig.json $(WEB)/tsconfig.node.json
 
 FUNCTION ?=
 EVENT    ?=

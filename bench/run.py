@@ -1,7 +1,7 @@
 """`make bench`: run every benchmark in one go and write docs/BENCHMARKS.md with the command and machine.
 
 ``python -m bench.run --only load`` measures only the sections named (``cold_start``, ``layer``, ``media``, ``warm``,
-``parse_speed``, ``requests``, ``load``) and puts them in place of the same sections of the existing
+``parse_speed``, ``requests``, ``load``, ``console``) and puts them in place of the same sections of the existing
 docs/BENCHMARKS.md, each re-measured section saying when, at which commit and under which load average.
 """
 
@@ -15,7 +15,7 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-from bench import cold_start, layer_size, load, media, parse_speed, requests, twilio_webhook
+from bench import cold_start, console, layer_size, load, media, parse_speed, requests, twilio_webhook
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "docs" / "BENCHMARKS.md"
@@ -159,6 +159,23 @@ def load_section(rounds: int) -> list[str]:
     ]
 
 
+def console_section(rounds: int) -> list[str]:
+    web = console.measure(int(os.environ.get("BENCH_CONSOLE_ROUNDS", "5")))
+    return [
+        "## Web console (bundle, first render, live updates)",
+        "",
+        "`python -m bench.console`: the built `web/dist` gzip-compressed at level 9; then Debian's Chromium"
+        " (Playwright) against a fresh local stack, each round in a new browser profile (cold) and once more after a"
+        " reload (warm): first contentful paint and the moment the sign-in form exists (an observer installed before"
+        " the page's scripts). Live: a signed Twilio webhook posted while the inbox is open, until its text is on"
+        " screen; a reply sent until it shows \"read\" (the sandbox posts the callbacks at once). The console polls"
+        " every 3 s.",
+        "",
+        *console.report(web),
+        "",
+    ]
+
+
 SECTIONS = {
     "cold_start": cold_start_section,
     "layer": layer_section,
@@ -167,6 +184,7 @@ SECTIONS = {
     "parse_speed": parse_speed_section,
     "requests": requests_section,
     "load": load_section,
+    "console": console_section,
 }
 
 

@@ -1,14 +1,17 @@
 """``python -m local.dev`` (``make dev``): the whole stack on this machine, no AWS account, no Docker.
 
 moto server (resources created from template.yaml) → provider sandbox → stream poller → HTTP gateway on
-``$PORT`` (default 3000). Ctrl-C or SIGTERM stops everything. Environment overrides: ``PORT``,
-``TWILIO_API_BASE_URL``, ``META_GRAPH_BASE_URL``, ``MEDIA_ALLOWED_HOSTS`` (docs/local-stack.md), and for tinkering
-``LOCAL_FUNCTION_CONCURRENCY`` (instances per function, default 1) and ``LOCAL_STATE_FILE``. The tests set
+``$PORT`` (default 3000), which also serves the web console at ``/`` with a demo login (local/console.py).
+Ctrl-C or SIGTERM stops everything. Environment overrides: ``PORT``, ``TWILIO_API_BASE_URL``,
+``META_GRAPH_BASE_URL``, ``MEDIA_ALLOWED_HOSTS`` (docs/local-stack.md), and for tinkering
+``LOCAL_FUNCTION_CONCURRENCY`` (instances per function, default 1), ``LOCAL_STATE_FILE`` and
+``CONSOLE_EXTRA_ORIGINS`` (origins the API's CORS allows besides the console's own). The tests set
 ``LOCAL_AWS_ACTIONS_DIR`` (``local.aws_actions``: the functions' AWS calls, checked against their IAM policies).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import shlex
@@ -20,7 +23,7 @@ from dataclasses import dataclass, field
 from types import FrameType
 from typing import Any
 
-from local import TEMPLATE_PATH, aws_actions
+from local import TEMPLATE_PATH, aws_actions, console
 from local.apigw import HttpRequest, HttpResponse, json_response
 from local.http_gateway import LocalGateway, LocalHttpServer, serve_in_thread
 from local.identity import LocalIdentity
@@ -54,8 +57,10 @@ def aws_env(endpoint: str, region: str = REGION) -> dict[str, str]:
 
 
 def local_parameters(template: Template, base_url: str) -> dict[str, Any]:
-    """The one parameter whose local value differs from its default: providers call *this* gateway."""
-    return {"PublicBaseUrl": base_url} if "PublicBaseUrl" in template.parameters else {}
+    """The parameters whose local values differ from their defaults: providers call *this* gateway; browsers on
+    other origins (tests, a dev server) may call the API when ``CONSOLE_EXTRA_ORIGINS`` names them."""
+    wanted = {"PublicBaseUrl": base_url, "ConsoleExtraOrigins": os.environ.get("CONSOLE_EXTRA_ORIGINS")}
+    return {k: v for k, v in wanted.items() if v is not None and k in template.parameters}
 
 
 def env_overrides(base_url: str, sandbox_url: str) -> dict[str, str]:
@@ -98,6 +103,7 @@ class LocalStack:
     gateway: LocalGateway | None = None
     sandbox: ProviderSandbox | None = None
     poller: StreamPoller | None = None
+    demo: console.DemoLogin | None = None
     _gateway_server: LocalHttpServer | None = None
     _sandbox_server: LocalHttpServer | None = None
 
@@ -149,6 +155,7 @@ class LocalStack:
             enabled_functions=set(self.runtime.function_ids()),
         )
         self.poller.start()
+        self.demo = console.register(self.gateway, stage=STAGE, moto_url=self.moto_url)
         write_state(self.state())
         self.gateway.ready.set()
         threading.Thread(target=self._warm_functions, name="warm-up", daemon=True).start()
@@ -232,6 +239,10 @@ class LocalStack:
             "region": REGION,
             "user_pool_id": identity.user_pool_id if identity else None,
             "user_pool_client_id": identity.client_id if identity else None,
+            "console_url": f"{self.base_url}/",
+            "demo_login": {"email": self.demo.email, "password": self.demo.password, "tenant_id": self.demo.tenant_id}
+            if self.demo
+            else None,
             "tables": self.resources.names("AWS::DynamoDB::Table"),
             "buckets": self.resources.names("AWS::S3::Bucket"),
             "queues": self.resources.names("AWS::SQS::Queue"),
@@ -259,7 +270,8 @@ def summary(state: dict[str, Any]) -> str:
     lines += [f"  queue      {lid} = {url}" for lid, url in state["queues"].items()]
     lines += [f"  stream     {s}" for s in state["stream_sources"]]
     lines += [f"  route      {r}" for r in state["routes"]]
-    lines += [f"  state      {state_path()}", "", "Try it:", *try_it(base), "", "Ctrl-C stops everything."]
+    lines += [f"  state      {state_path()}", "", "Try it:", *try_it(base), ""]
+    lines += [*console_lines(state), "", "Ctrl-C stops everything."]
     return "\n".join(lines)
 
 
@@ -272,6 +284,20 @@ QUICKSTART_CHANNELS = (
     '"display_phone_number":"+15550783881","access_token":"local-meta-token","app_secret":"local-meta-app-secret",'
     '"verify_token":"local-verify-token"}',
 )
+
+
+def console_lines(state: dict[str, Any]) -> list[str]:
+    demo = state.get("demo_login")
+    if not demo:
+        return []
+    twilio, meta = (json.loads(channel) for channel in QUICKSTART_CHANNELS)
+    return [
+        f"Console: open {state['console_url']} and sign in as {demo['email']} / {demo['password']}"
+        f" (tenant {demo['tenant_id']}, admin).",
+        "Play the customer: connect a channel there (or with the curls above), then",
+        f"  make say TO={twilio['phone_number']} TEXT='Hello!'   [FROM=+1555…] [MEDIA=photo.jpg]"
+        f"   (TO={meta['phone_number_id']} for the Meta number)",
+    ]
 
 
 def try_it(base: str) -> list[str]:

@@ -26,6 +26,7 @@ from local.apigw import (
     json_response,
     map_response,
 )
+from local.cors import policy_from_template
 from local.identity import LocalIdentity, TokenRequestError
 from local.jwt_auth import Forbidden, JwtAuthorizer, Unauthorized, local_jwks_url
 from local.provision import Resources
@@ -38,6 +39,8 @@ log = logging.getLogger("local.gateway")
 MAX_BODY_BYTES = 10 * 1024 * 1024
 
 DevRoute = Callable[[HttpRequest], HttpResponse]
+# Answers what no route matched (the web console's files, local/static.py), or None for API Gateway's 404.
+Fallback = Callable[[HttpRequest], HttpResponse | None]
 
 
 class LocalGateway:
@@ -61,15 +64,27 @@ class LocalGateway:
             ("GET", "/_local/health"): self._health,
             ("POST", "/_local/token"): self._token,
         }
+        self.cors = policy_from_template(resources)
+        self.fallback: Fallback | None = None
+
+    def add_dev_route(self, method: str, path: str, route: DevRoute) -> None:
+        self._dev_routes[(method.upper(), path)] = route
 
     # ------------------------------------------------------------------------------------------ requests
     def handle(self, request: HttpRequest) -> HttpResponse:
+        if self.cors is None:
+            return self._handle(request)
+        # Like HTTP API with a CorsConfiguration: preflights answered before routes and authorizers.
+        return self.cors.preflight(request) or self.cors.decorate(request, self._handle(request))
+
+    def _handle(self, request: HttpRequest) -> HttpResponse:
         dev_route = self._dev_routes.get((request.method.upper(), request.path))
         if dev_route is not None:
             return dev_route(request)
         match = self.router.match(request.method, request.path)
         if match is None:
-            return error_response(404, "Not Found")
+            page = self.fallback(request) if self.fallback is not None else None
+            return page or error_response(404, "Not Found")
         route = match.route
         claims: dict[str, Any] | None = None
         scopes: list[str] | None = None

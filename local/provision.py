@@ -175,6 +175,12 @@ class Resources:
         if rtype in ("AWS::Serverless::LayerVersion", "AWS::Lambda::LayerVersion"):
             arn = f"arn:aws:lambda:{region}:{account}:layer:{name}:1"
             return PhysicalResource(logical_id, rtype, arn, {"Arn": arn}, provisioned=False)
+        if rtype.startswith("AWS::CloudFront::"):  # the console's CDN: nothing to create, ids for !GetAtt
+            resource_id = "E" + _short_id(self.stage, logical_id).upper() + "LCL"
+            attributes = {"Id": resource_id, "Arn": f"arn:aws:cloudfront::{account}:{logical_id}/{resource_id}"}
+            if rtype == "AWS::CloudFront::Distribution":
+                attributes["DomainName"] = f"d{_short_id(self.stage, logical_id)}.cloudfront.net"
+            return PhysicalResource(logical_id, rtype, resource_id, attributes, provisioned=False)
         arn = f"arn:aws:local:{region}:{account}:{logical_id}"
         return PhysicalResource(logical_id, rtype, name, {"Arn": arn}, provisioned=False)
 
@@ -379,16 +385,16 @@ _USER_POOL_CLIENT_KEYS = (
     "PreventUserExistenceErrors",
     "EnableTokenRevocation",
 )
-# POST /_local/token signs users in with the admin password flow, so the local client must allow it.
-LOCAL_AUTH_FLOW = "ALLOW_ADMIN_USER_PASSWORD_AUTH"
+# POST /_local/token signs users in with the admin password flow, and the console signs in with the user password
+# flow (moto does not check SRP proofs; docs/console.md), so the local client must allow both.
+LOCAL_AUTH_FLOWS = ("ALLOW_ADMIN_USER_PASSWORD_AUTH", "ALLOW_USER_PASSWORD_AUTH")
 
 
 def _create_user_pool_client(ctx: _Context, logical_id: str) -> PhysicalResource:
     props = ctx.props(logical_id)
     params = {k: props[k] for k in _USER_POOL_CLIENT_KEYS if k in props}
     flows = list(params.get("ExplicitAuthFlows") or [])
-    if LOCAL_AUTH_FLOW not in flows:
-        flows.append(LOCAL_AUTH_FLOW)
+    flows += [flow for flow in LOCAL_AUTH_FLOWS if flow not in flows]
     params["ExplicitAuthFlows"] = flows
     name = props.get("ClientName") or physical_name(ctx.resources.stage, logical_id)
     client = ctx.client("cognito-idp").create_user_pool_client(

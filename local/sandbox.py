@@ -301,9 +301,7 @@ def twilio_status_callback_params(message: dict[str, str | None], status: str) -
 def post_twilio_status_callbacks(url: str, auth_token: str, message: dict[str, str | None]) -> threading.Thread:
     """Form-encoded and signed like Twilio (twilio-python's RequestValidator, keyed with the auth token the send
     authenticated with), to the send's StatusCallback URL."""
-    from twilio.request_validator import RequestValidator
-
-    validator = RequestValidator(auth_token)
+    from local.sign_twilio import twilio_signature  # twilio-python, imported when a send asks for callbacks
 
     def posts() -> list[PlannedPost]:
         planned = []
@@ -311,7 +309,7 @@ def post_twilio_status_callbacks(url: str, auth_token: str, message: dict[str, s
             params = twilio_status_callback_params(message, status)
             planned.append((status, url, urlencode(params).encode(), {
                 "Content-Type": "application/x-www-form-urlencoded",
-                "X-Twilio-Signature": validator.compute_signature(url, params),
+                "X-Twilio-Signature": twilio_signature(auth_token, url, list(params.items())),
                 "User-Agent": "TwilioProxy/1.1",
                 "I-Twilio-Idempotency-Token": secrets.token_hex(16),
             }))
@@ -500,6 +498,12 @@ def meta_status_notification(phone_number_id: str, wamid: str, recipient: dict[s
     }
 
 
+def meta_webhook_headers(body: bytes, app_secret: str) -> dict[str, str]:
+    """The headers Meta posts a webhook notification with: ``X-Hub-Signature-256`` over the exact body bytes."""
+    signature = "sha256=" + hmac.new(app_secret.encode(), body, hashlib.sha256).hexdigest()
+    return {"Content-Type": "application/json", "X-Hub-Signature-256": signature, "User-Agent": "facebookexternalua"}
+
+
 def post_meta_statuses(url: str, app_secret: Callable[[str], str | None], phone_number_id: str, wamid: str,
                        recipient: dict[str, str], *, billable: bool = False) -> threading.Thread:
     def posts() -> list[PlannedPost]:
@@ -513,9 +517,7 @@ def post_meta_statuses(url: str, app_secret: Callable[[str], str | None], phone_
             notification = meta_status_notification(phone_number_id, wamid, recipient, status, now=time.time(),
                                                     billable=billable)
             body = json.dumps(notification).encode("ascii")  # like Meta: non-ASCII escaped, signed as sent
-            signature = "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-            planned.append((status, url, body, {"Content-Type": "application/json", "X-Hub-Signature-256": signature,
-                                                "User-Agent": "facebookexternalua"}))
+            planned.append((status, url, body, meta_webhook_headers(body, secret)))
         return planned
 
     return post_in_background(f"meta-statuses-{wamid}", posts)

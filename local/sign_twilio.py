@@ -63,7 +63,14 @@ def sign_event(event: dict[str, Any], token: str, url: str | None = None,
     signed["isBase64Encoded"] = True
     headers = {k: v for k, v in (signed.get("headers") or {}).items() if k.lower() != "x-twilio-signature"}
     headers["content-length"] = str(len(raw))
-    params: dict[str, Any] = {}
+    headers["x-twilio-signature"] = twilio_signature(token, url, pairs)
+    signed["headers"] = headers
+    return signed
+
+
+def twilio_signature(token: str, url: str, pairs: list[tuple[str, str]]) -> str:
+    """``X-Twilio-Signature`` of a form post of ``pairs`` to ``url`` (repeated names included), as Twilio signs."""
+    params: dict[str, list[str]] = {}
     for name, value in pairs:
         params.setdefault(name, []).append(value)
 
@@ -71,11 +78,7 @@ def sign_event(event: dict[str, Any], token: str, url: str | None = None,
         def getall(self, key: str) -> list[str]:
             return list(params[key])
 
-    headers["x-twilio-signature"] = RequestValidator(token).compute_signature(
-        url, _Multi({k: v[0] for k, v in params.items()})
-    )
-    signed["headers"] = headers
-    return signed
+    return str(RequestValidator(token).compute_signature(url, _Multi({k: v[0] for k, v in params.items()})))
 
 
 def main(argv: list[str] | None = None) -> int:

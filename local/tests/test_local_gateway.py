@@ -1,9 +1,11 @@
 """The local HTTP gateway over real HTTP, against moto *server* (its JWKS), with an echo function from a test
-template: routing, the JWT authorizer, the event the handler receives, response mapping, dev routes."""
+template: routing, the JWT authorizer, the event the handler receives, response mapping, dev routes; and with the
+web console registered (local/console.py): its files, config.json, users, the Cognito pass-through, CORS."""
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +16,7 @@ import jwt
 import pytest
 import requests
 
+from local import console
 from local.http_gateway import LocalGateway, LocalHttpServer, serve_in_thread
 from local.identity import LocalIdentity
 from local.provision import provision
@@ -77,14 +80,14 @@ def handler(event, context):
 """
 
 
-@pytest.fixture(scope="module")
-def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, LocalGateway]]:
+@contextlib.contextmanager
+def serve_gateway(root: Path, template_text: str, site: Path | None = None) -> Iterator[tuple[str, LocalGateway]]:
+    """The template's gateway on a free port against a fresh moto server; with ``site``, the console on it too."""
     from moto.server import ThreadedMotoServer
 
-    root: Path = tmp_path_factory.mktemp("gateway")
     (root / "echo").mkdir()
     (root / "echo" / "app.py").write_text(ECHO)
-    (root / "template.yaml").write_text(GATEWAY_TEMPLATE)
+    (root / "template.yaml").write_text(template_text)
     template = load_template(root / "template.yaml")
 
     moto_server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
@@ -98,6 +101,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Loc
         resources = provision(session, template, "gw")
         identity = LocalIdentity(session.client("cognito-idp"), resources.ref("Pool"), resources.ref("PoolClient"))
         local = LocalGateway(resources, FunctionRuntime(resources), aws_endpoint=endpoint, identity=identity)
+        if site is not None:
+            console.register(local, stage="gw", moto_url=endpoint, root=site)
         server = LocalHttpServer(("127.0.0.1", 0), local.handle)
         serve_in_thread(server, "test-gateway")
         local.ready.set()
@@ -105,6 +110,12 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Loc
         server.shutdown()
         server.server_close()
     moto_server.stop()
+
+
+@pytest.fixture(scope="module")
+def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, LocalGateway]]:
+    with serve_gateway(tmp_path_factory.mktemp("gateway"), GATEWAY_TEMPLATE) as served:
+        yield served
 
 
 def token(base: str, **body: Any) -> str:
@@ -210,3 +221,157 @@ def test_bad_token_request_is_400(gateway: tuple[str, LocalGateway]) -> None:
 
     assert requests.post(f"{base}/_local/token", data="[1]", timeout=10).status_code == 400
     assert requests.post(f"{base}/_local/token", json={"tenant_id": "x" * 65}, timeout=10).status_code == 400
+
+
+# ---------------------------------------------------------------------------------------------- the console
+CONSOLE_ORIGIN = "https://console.example"
+CONSOLE_TEMPLATE = GATEWAY_TEMPLATE.replace(
+    "  Api:\n    Type: AWS::Serverless::HttpApi\n    Properties:\n",
+    "  Api:\n    Type: AWS::Serverless::HttpApi\n    Properties:\n"
+    "      CorsConfiguration:\n"
+    f"        AllowOrigins: [{CONSOLE_ORIGIN}]\n"
+    "        AllowHeaders: [authorization, content-type]\n"
+    "        AllowMethods: [GET, POST]\n"
+    "        MaxAge: 300\n",
+)
+COGNITO = "AWSCognitoIdentityProviderService."
+
+
+@pytest.fixture(scope="module")
+def console_gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, LocalGateway]]:
+    site = tmp_path_factory.mktemp("site")
+    (site / "index.html").write_text("<!doctype html><title>console</title>")
+    with serve_gateway(tmp_path_factory.mktemp("console-gateway"), CONSOLE_TEMPLATE, site=site) as served:
+        yield served
+
+
+def cognito(base: str, action: str, body: dict[str, Any]) -> requests.Response:
+    return requests.post(
+        f"{base}/_local/cognito",
+        data=json.dumps(body),
+        headers={"X-Amz-Target": COGNITO + action, "Content-Type": "application/x-amz-json-1.1"},
+        timeout=10,
+    )
+
+
+def sign_in(base: str, email: str, password: str) -> requests.Response:
+    client_id = requests.get(f"{base}/config.json", timeout=5).json()["client_id"]
+    return cognito(base, "InitiateAuth", {
+        "ClientId": client_id,
+        "AuthFlow": "USER_PASSWORD_AUTH",
+        "AuthParameters": {"USERNAME": email, "PASSWORD": password},
+    })
+
+
+def test_console_config_points_at_the_local_pool(console_gateway: tuple[str, LocalGateway]) -> None:
+    base, local = console_gateway
+
+    response = requests.get(f"{base}/config.json", timeout=5)
+
+    assert response.headers["content-type"] == "application/json"
+    assert response.headers["cache-control"] == "no-cache"
+    assert local.identity is not None
+    assert response.json() == {
+        "region": "us-east-1",
+        "user_pool_id": local.identity.user_pool_id,
+        "client_id": local.identity.client_id,
+        "api_url": "",
+        "auth_flow": "USER_PASSWORD_AUTH",
+        "cognito_endpoint": "/_local/cognito",
+        "stage": "gw",
+    }
+
+
+def test_console_pages_do_not_shadow_the_api(console_gateway: tuple[str, LocalGateway]) -> None:
+    base, _ = console_gateway
+
+    for path in ("/", "/inbox", "/channels/ch_1"):
+        response = requests.get(f"{base}{path}", timeout=5)
+        assert (response.status_code, response.headers["content-type"]) == (200, "text/html; charset=utf-8"), path
+    for method, path in [("GET", "/v1/nope"), ("GET", "/webhooks/nope"), ("GET", "/_local/nope"), ("POST", "/")]:
+        response = requests.request(method, f"{base}{path}", timeout=5)
+        assert (response.status_code, response.json()) == (404, {"message": "Not Found"}), (method, path)
+    assert requests.get(f"{base}/v1/echo/1", timeout=5).status_code == 401  # the route, not a page
+
+
+def test_created_user_signs_in_and_the_api_takes_the_id_token(console_gateway: tuple[str, LocalGateway]) -> None:
+    base, _ = console_gateway
+    body = {"email": "ops@beta.example", "password": "Beta-pass-123", "tenant_id": "beta", "admin": True}
+
+    created = requests.post(f"{base}/_local/users", json=body, timeout=10)
+    signed_in = sign_in(base, "ops@beta.example", "Beta-pass-123")
+
+    assert created.status_code == 201
+    assert created.json() == {"email": "ops@beta.example", "tenant_id": "beta", "admin": True}
+    assert signed_in.status_code == 200, signed_in.text
+    id_token = signed_in.json()["AuthenticationResult"]["IdToken"]
+    event = requests.get(f"{base}/v1/echo/1", headers={"Authorization": f"Bearer {id_token}"}, timeout=10).json()
+    claims = event["requestContext"]["authorizer"]["jwt"]["claims"]
+    assert (claims["custom:tenant_id"], claims["cognito:groups"], claims["email"]) == ("beta", "[admin]", body["email"])
+    refreshed = cognito(base, "InitiateAuth", {
+        "ClientId": requests.get(f"{base}/config.json", timeout=5).json()["client_id"],
+        "AuthFlow": "REFRESH_TOKEN_AUTH",
+        "AuthParameters": {"REFRESH_TOKEN": signed_in.json()["AuthenticationResult"]["RefreshToken"]},
+    })
+    assert refreshed.status_code == 200 and refreshed.json()["AuthenticationResult"]["IdToken"]
+
+
+def test_user_creation_refuses_duplicates_weak_passwords_and_bad_bodies(
+    console_gateway: tuple[str, LocalGateway],
+) -> None:
+    base, _ = console_gateway
+    good = {"email": "member@beta.example", "password": "Member-pass-1", "tenant_id": "beta", "admin": False}
+
+    assert requests.post(f"{base}/_local/users", json=good, timeout=10).status_code == 201
+    duplicate = requests.post(f"{base}/_local/users", json=good, timeout=10)
+    weak_body = {**good, "email": "weak@beta.example", "password": "abc"}
+    weak = requests.post(f"{base}/_local/users", json=weak_body, timeout=10)
+
+    assert (duplicate.status_code, duplicate.json()["error"]["code"]) == (409, "user_exists")
+    assert (weak.status_code, weak.json()["error"]["code"]) == (422, "invalid_password")
+    no_user = sign_in(base, "weak@beta.example", "abc").json()["__type"]
+    assert no_user in ("UserNotFoundException", "NotAuthorizedException")
+    for bad in ("[1]", "{", json.dumps({**good, "email": "nope"}), json.dumps({**good, "admin": "yes"}),
+                json.dumps({**good, "password": 5}), json.dumps({**good, "tenant_id": "x" * 65})):
+        assert requests.post(f"{base}/_local/users", data=bad, timeout=10).status_code == 400, bad
+
+
+def test_demo_user_exists_and_a_wrong_password_is_refused(console_gateway: tuple[str, LocalGateway]) -> None:
+    base, _ = console_gateway
+
+    assert sign_in(base, console.DEMO_EMAIL, console.DEMO_PASSWORD).status_code == 200
+    wrong = sign_in(base, console.DEMO_EMAIL, "Not-the-password-1")
+    assert (wrong.status_code, wrong.json()["__type"]) == (400, "NotAuthorizedException")
+
+
+def test_cognito_pass_through_lets_only_sign_in_calls_through(console_gateway: tuple[str, LocalGateway]) -> None:
+    base, _ = console_gateway
+    client_id = requests.get(f"{base}/config.json", timeout=5).json()["client_id"]
+
+    srp = cognito(base, "InitiateAuth", {"ClientId": client_id, "AuthFlow": "USER_SRP_AUTH",
+                                         "AuthParameters": {"USERNAME": console.DEMO_EMAIL, "SRP_A": "ab"}})
+    admin = cognito(base, "AdminCreateUser", {"UserPoolId": "x", "Username": "mallory@example.com"})
+    challenge = cognito(base, "RespondToAuthChallenge", {"ClientId": client_id, "ChallengeName": "PASSWORD_VERIFIER"})
+
+    for refused in (srp, admin, challenge):
+        assert (refused.status_code, refused.json()["__type"]) == (400, "InvalidParameterException")
+
+
+def test_cors_preflight_and_responses_follow_the_template(console_gateway: tuple[str, LocalGateway]) -> None:
+    base, _ = console_gateway
+    preflight = {"Origin": CONSOLE_ORIGIN, "Access-Control-Request-Method": "GET",
+                 "Access-Control-Request-Headers": "authorization"}
+
+    allowed = requests.options(f"{base}/v1/echo/1", headers=preflight, timeout=5)
+    other = requests.options(f"{base}/v1/echo/1", headers={**preflight, "Origin": "https://evil.example"}, timeout=5)
+    answered = requests.get(f"{base}/v1/echo/1", headers={"Origin": CONSOLE_ORIGIN}, timeout=5)
+    foreign = requests.get(f"{base}/v1/echo/1", headers={"Origin": "https://evil.example"}, timeout=5)
+
+    assert allowed.status_code == 204  # before the authorizer: no token needed
+    assert allowed.headers["access-control-allow-origin"] == CONSOLE_ORIGIN
+    assert allowed.headers["access-control-allow-methods"] == "GET,POST"
+    assert allowed.headers["access-control-allow-headers"] == "authorization,content-type"
+    assert allowed.headers["access-control-max-age"] == "300"
+    assert other.status_code == 204 and "access-control-allow-origin" not in other.headers
+    assert answered.status_code == 401 and answered.headers["access-control-allow-origin"] == CONSOLE_ORIGIN
+    assert "access-control-allow-origin" not in foreign.headers

@@ -81,7 +81,9 @@ def test_token_request_with_bad_body_is_400(local_stack: LocalStackClient) -> No
 
 
 def test_route_not_in_template_is_404(local_stack: LocalStackClient) -> None:
-    for method, path in [("GET", "/nope"), ("DELETE", "/v1/channels"), ("GET", "/v1/channels/a/b/c")]:
+    # Other GETs outside /v1, /webhooks and /_local are the web console's (its client routes: docs/console.md).
+    for method, path in [("GET", "/v1/nope"), ("POST", "/nope"), ("GET", "/webhooks/nope"), ("DELETE", "/v1/channels"),
+                         ("GET", "/v1/channels/a/b/c")]:
         response = local_stack.request(method, path, token=local_stack.token())
         assert response.status_code == 404, (method, path)
         assert response.json() == {"message": "Not Found"}

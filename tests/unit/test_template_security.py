@@ -1,4 +1,5 @@
-"""template.yaml against the security rules of DESIGN §5, and the alarms operators rely on (docs/operations.md).
+"""template.yaml against the security rules of DESIGN §5, the alarms operators rely on (docs/operations.md), and the
+web console's delivery (docs/console.md: a private bucket read only by its CloudFront distribution).
 
 Each rule is a function ``doc -> [violation]`` over the template as ``local.template`` reads it (short tags in
 their long form, nothing resolved). The real template must give no violation; a mutated copy with one planted
@@ -63,7 +64,13 @@ REVIEWED_TYPES = {
     "AWS::IAM::Role": "check_iam",
     "AWS::IAM::Policy": "check_iam",
     "AWS::IAM::ManagedPolicy": "check_iam",
+    "AWS::CloudFront::Distribution": "check_console_cdn",
+    "AWS::CloudFront::OriginAccessControl": "check_console_cdn",
+    "AWS::CloudFront::ResponseHeadersPolicy": "check_console_cdn",
 }
+CLOUDFRONT_PRINCIPAL = {"Service": "cloudfront.amazonaws.com"}
+# What a CSP for the console must say (the rest may grow with the console).
+CSP_DIRECTIVES = ("default-src 'self'", "script-src 'self'", "object-src 'none'", "frame-ancestors 'none'")
 
 
 @pytest.fixture(scope="module")
@@ -387,6 +394,65 @@ def check_alarms(doc: Doc) -> list[str]:
     return problems
 
 
+def check_console_cdn(doc: Doc) -> list[str]:
+    """Each distribution reads S3 only through origin access control (no public bucket, no legacy OAI), over
+    HTTPS only, with security headers; each bucket policy lets CloudFront in only for its own distribution (the
+    service principal alone would let any account's distribution read it); client routes fall back to index.html."""
+    problems = []
+    buckets = {lid for lid, _ in resources(doc, "AWS::S3::Bucket")}
+    controls = dict(resources(doc, "AWS::CloudFront::OriginAccessControl"))
+    header_policies = dict(resources(doc, "AWS::CloudFront::ResponseHeadersPolicy"))
+    distributions = dict(resources(doc, "AWS::CloudFront::Distribution"))
+    served: dict[str, str] = {}  # bucket → distribution
+    for lid, distribution in distributions.items():
+        config = props(distribution).get("DistributionConfig") or {}
+        for origin in config.get("Origins") or []:
+            bucket = logical_id_of(origin.get("DomainName"))
+            if bucket not in buckets:
+                continue
+            served[bucket] = lid
+            control = logical_id_of(origin.get("OriginAccessControlId"))
+            if control not in controls:
+                problems.append(f"{lid}: origin {origin.get('Id')} reads bucket {bucket} without origin access control")
+            else:
+                oac = props(controls[control]).get("OriginAccessControlConfig") or {}
+                if oac.get("SigningBehavior") != "always" or oac.get("OriginAccessControlOriginType") != "s3":
+                    problems.append(f"{control}: must sign every request to S3 (SigningBehavior always, type s3)")
+            if (origin.get("S3OriginConfig") or {}).get("OriginAccessIdentity"):
+                problems.append(f"{lid}: origin {origin.get('Id')} uses a legacy origin access identity")
+        behaviors = [config.get("DefaultCacheBehavior") or {}, *(config.get("CacheBehaviors") or [])]
+        for behavior in behaviors:
+            if behavior.get("ViewerProtocolPolicy") not in ("redirect-to-https", "https-only"):
+                policy_name = behavior.get("ViewerProtocolPolicy")
+                problems.append(f"{lid}: ViewerProtocolPolicy {policy_name!r} serves over HTTP")
+            policy = logical_id_of(behavior.get("ResponseHeadersPolicyId"))
+            if policy not in header_policies:
+                problems.append(f"{lid}: a cache behavior has no response-headers policy of this template")
+                continue
+            security = (props(header_policies[policy]).get("ResponseHeadersPolicyConfig") or {}).get(
+                "SecurityHeadersConfig") or {}
+            csp = (security.get("ContentSecurityPolicy") or {}).get("ContentSecurityPolicy")
+            text = " ".join(str(csp.get("Fn::Sub", csp) if isinstance(csp, dict) else csp or "").split())
+            problems += [f"{policy}: no Content-Security-Policy {d!r}" for d in CSP_DIRECTIVES if d not in text]
+            if not security.get("StrictTransportSecurity"):
+                problems.append(f"{policy}: no Strict-Transport-Security")
+        fallbacks = {(e.get("ErrorCode"), e.get("ResponseCode"), e.get("ResponsePagePath"))
+                     for e in config.get("CustomErrorResponses") or []}
+        for code in (403, 404):
+            if (code, 200, "/index.html") not in fallbacks:
+                problems.append(f"{lid}: a client route answered {code} by S3 does not fall back to /index.html")
+    for _, policy in resources(doc, "AWS::S3::BucketPolicy"):
+        bucket = logical_id_of(props(policy).get("Bucket"))
+        for statement in as_list((props(policy).get("PolicyDocument") or {}).get("Statement") or []):
+            if statement.get("Effect") != "Allow" or statement.get("Principal") != CLOUDFRONT_PRINCIPAL:
+                continue
+            source = ((statement.get("Condition") or {}).get("StringEquals") or {}).get("AWS:SourceArn")
+            text = str(source.get("Fn::Sub", "") if isinstance(source, dict) else source or "")
+            if bucket not in served or f":distribution/${{{served[bucket]}}}" not in text:
+                problems.append(f"{bucket}: CloudFront may read it without AWS:SourceArn naming its distribution")
+    return problems
+
+
 def _dead_letter_queues(doc: Doc) -> list[str]:
     return sorted({
         str(logical_id_of(((props(event).get("DestinationConfig") or {}).get("OnFailure") or {}).get("Destination")))
@@ -429,6 +495,7 @@ RULES: dict[str, Rule] = {
     "iam": check_iam,
     "dead_letter_queue": check_dead_letter_queue,
     "alarms": check_alarms,
+    "console_cdn": check_console_cdn,
     "webhook_throttling": check_webhook_throttling,
 }
 
@@ -456,6 +523,16 @@ def _stream_event(doc: Doc) -> dict[str, Any]:
 
 def _add(doc: Doc, lid: str, resource: dict[str, Any]) -> None:
     doc["Resources"][lid] = resource
+
+
+def _distribution(doc: Doc) -> dict[str, Any]:
+    config: dict[str, Any] = props(_res(doc, "ConsoleDistribution"))["DistributionConfig"]
+    return config
+
+
+def _origin(doc: Doc) -> dict[str, Any]:
+    origin: dict[str, Any] = _distribution(doc)["Origins"][0]
+    return origin
 
 
 MUTATIONS: list[tuple[str, str, Callable[[Doc], Any]]] = [
@@ -549,6 +626,30 @@ MUTATIONS: list[tuple[str, str, Callable[[Doc], Any]]] = [
      lambda d: props(_res(d, "Dashboard")).update(DashboardBody={"Fn::Sub": str(
          props(_res(d, "Dashboard"))["DashboardBody"]["Fn::Sub"]).replace('"${UnrecordedOutcomeAlarm.Arn}"', '"x"')})),
     ("alarms", "no CloudWatch dashboard", lambda d: d["Resources"].pop("Dashboard")),
+    ("public_access", "ConsoleBucket: PublicAccessBlockConfiguration.BlockPublicAcls is not true",
+     lambda d: props(_res(d, "ConsoleBucket"))["PublicAccessBlockConfiguration"].update(BlockPublicAcls=False)),
+    ("public_access", "ConsoleBucket: no bucket policy statement denying insecure transport",
+     lambda d: props(_res(d, "ConsoleBucketPolicy"))["PolicyDocument"]["Statement"].pop()),
+    ("encryption", "ConsoleBucket: S3 bucket without default encryption",
+     lambda d: props(_res(d, "ConsoleBucket")).pop("BucketEncryption")),
+    ("console_cdn", "reads bucket ConsoleBucket without origin access control",
+     lambda d: _origin(d).pop("OriginAccessControlId")),
+    ("console_cdn", "uses a legacy origin access identity",
+     lambda d: _origin(d)["S3OriginConfig"].update(OriginAccessIdentity="origin-access-identity/cloudfront/E1")),
+    ("console_cdn", "must sign every request to S3",
+     lambda d: props(_res(d, "ConsoleOriginAccessControl"))["OriginAccessControlConfig"].update(
+         SigningBehavior="no-override")),
+    ("console_cdn", "serves over HTTP",
+     lambda d: _distribution(d)["DefaultCacheBehavior"].update(ViewerProtocolPolicy="allow-all")),
+    ("console_cdn", "no response-headers policy",
+     lambda d: _distribution(d)["DefaultCacheBehavior"].pop("ResponseHeadersPolicyId")),
+    ("console_cdn", "no Content-Security-Policy \"script-src 'self'\"",
+     lambda d: props(_res(d, "ConsoleResponseHeadersPolicy"))["ResponseHeadersPolicyConfig"]["SecurityHeadersConfig"]
+     ["ContentSecurityPolicy"].update(ContentSecurityPolicy="default-src *")),
+    ("console_cdn", "CloudFront may read it without AWS:SourceArn",
+     lambda d: props(_res(d, "ConsoleBucketPolicy"))["PolicyDocument"]["Statement"][0].pop("Condition")),
+    ("console_cdn", "does not fall back to /index.html",
+     lambda d: _distribution(d)["CustomErrorResponses"].pop(0)),
     ("webhook_throttling", "webhook route POST /webhooks/twilio is not throttled",
      lambda d: props(_res(d, "HttpApi"))["RouteSettings"].pop("POST /webhooks/twilio")),
     ("webhook_throttling", "GET /webhooks/meta: ThrottlingRateLimit is not a template parameter",
